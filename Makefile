@@ -1,0 +1,33 @@
+# The two commands the README opens with, and a few more. Everything runs offline.
+VENV      ?= .venv
+PYTHON    := $(VENV)/bin/python
+PROFILE   ?= workflows/profiles/local
+SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile $(PROFILE)
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: smoke test install check report bench clean-results
+
+## smoke: every card's smoke table, leaderboards, plots, MLflow runs and the HTML report
+smoke: install
+	$(SNAKEMAKE)
+	@bash scripts/report.sh $(VENV) $(PROFILE)
+
+## test: the test suite (tiny cards end to end included)
+test: install
+	$(PYTHON) -m pytest
+
+## install: build .venv (skipped when pyproject.toml is unchanged)
+install:
+	@bash scripts/install.sh
+
+## check: validate every card
+check: install
+	$(PYTHON) -m entrobench check
+
+## bench: throughput and wall-time figures, written to bench/results/
+bench: install
+	$(PYTHON) bench/run.py
+
+clean-results:
+	rm -rf results .snakemake

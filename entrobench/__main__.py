@@ -1,0 +1,5 @@
+import sys
+
+from entrobench.cli import main
+
+sys.exit(main())

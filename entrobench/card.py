@@ -1,0 +1,393 @@
+"""Paper cards: read a YAML card, merge its defaults, check it against the schema.
+
+A card is data (safe YAML, no code). Every mistake comes back as one `CardError` line that
+names the file, the key path and what was expected, e.g.
+`configs/tta/eata_niu2022.yaml: methods[3].params.d_margn: unknown key (did you mean d_margin?)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from entrobench.claims import Claim, parse_claim
+
+SCALES = ("tiny", "smoke", "full")
+
+
+class CardError(Exception):
+    """One line: `<file>: <key>: <what was expected>`."""
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str  # row name in the table and in claims, e.g. "eta"
+    method: str = ""  # registry name, e.g. "tta/eata"; defaults to "<family>/<name>"
+    label: str = ""  # how the table prints the row, e.g. "BN-adapt"
+    params: dict = field(default_factory=dict)  # overrides of the method's Params defaults
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number printed in the paper, copied with its source; shown beside ours at full scale."""
+
+    method: str
+    metric: str
+    value: float
+    source: str  # where in the paper, e.g. "Table 2"
+    unit: str = ""
+    direction: str = ""  # "lower" or "higher" is better; defaults to the metric's
+    dataset: str = ""  # defaults to the card's only dataset
+    setting: str = ""  # defaults to every setting
+    column: str = "mean"  # a per-domain column (e.g. a corruption) or "mean"
+
+
+@dataclass(frozen=True)
+class ClaimEntry:
+    text: str  # e.g. "tent.error_pct <= source.error_pct - 5"
+    scales: list = field(default_factory=lambda: list(SCALES))
+    dataset: str = ""  # empty: judged on every dataset
+    setting: str = ""  # empty: judged on every setting
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What a scale changes: data, model size, steps. Never a method's parameters."""
+
+    protocol: dict = field(default_factory=dict)
+    datasets: list = field(default_factory=list)
+    settings: list = field(default_factory=list)  # names of the card's settings run at this scale
+    seeds: list = field(default_factory=list)
+    resources: dict = field(default_factory=dict)  # per-cell threads, mem_mb, runtime, gpu for the DAG
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    metric: str  # the metric in the main table
+    extra_metrics: list = field(default_factory=list)  # smaller tables under the main one (mean column only)
+
+
+@dataclass(frozen=True)
+class CardSchema:
+    version: int
+    title: str
+    arxiv: str
+    family: str
+    methods: list[MethodEntry]
+    datasets: list[str]
+    settings: list[dict]
+    seeds: list[int]
+    table: TableSpec
+    protocol: dict = field(default_factory=dict)
+    scales: dict[str, Scale] = field(default_factory=dict)
+    reported: list[Reported] = field(default_factory=list)
+    claims: list[ClaimEntry] = field(default_factory=list)
+    authors: str = ""
+    venue: str = ""
+    benchmark: str = ""  # cards sharing a benchmark share a leaderboard
+    notes: list[str] = field(default_factory=list)
+    defaults: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Card:
+    """A validated card. `resolve(scale)` gives the concrete view one scale runs."""
+
+    id: str
+    path: Path
+    spec: CardSchema
+    family: types.ModuleType  # entrobench.protocols.<family>.spec
+    claims: list[tuple[ClaimEntry, Claim]]
+
+    def scale(self, scale: str) -> "ScaledCard":
+        if scale not in SCALES:
+            raise CardError(f"{self.path}: scale {scale!r}: expected one of {', '.join(SCALES)}")
+        over = self.spec.scales.get(scale, Scale())
+        protocol = _build(self.family.Protocol, {**self.spec.protocol, **over.protocol}, f"scales.{scale}.protocol", self.path)
+        settings = [_build(self.family.Setting, s, f"settings[{i}]", self.path) for i, s in enumerate(self.spec.settings)]
+        if over.settings:
+            settings = [s for s in settings if s.name in over.settings]
+        return ScaledCard(
+            card=self,
+            scale=scale,
+            protocol=protocol,
+            datasets=list(over.datasets or self.spec.datasets),
+            settings=settings,
+            seeds=list(over.seeds or self.spec.seeds),
+            resources=dict(over.resources),
+        )
+
+    def method(self, name: str) -> MethodEntry:
+        return next(m for m in self.spec.methods if m.name == name)
+
+
+@dataclass(frozen=True)
+class ScaledCard:
+    card: Card
+    scale: str
+    protocol: Any  # the family's Protocol dataclass
+    datasets: list[str]
+    settings: list[Any]  # the family's Setting dataclasses
+    seeds: list[int]
+    resources: dict
+
+    def setting(self, name: str):
+        return next(s for s in self.settings if s.name == name)
+
+
+def load_card(path: str | Path, configs_dir: str | Path | None = None) -> Card:
+    """Read, merge defaults, validate. Raises CardError (one line) on any mistake."""
+    path = Path(path)
+    configs_dir = Path(configs_dir) if configs_dir else _configs_dir_of(path)
+    raw = _read_yaml(path)
+    merged = {}
+    for i, name in enumerate(raw.get("defaults", []) or []):
+        default_path = configs_dir / f"{name}.yaml"
+        if not default_path.is_file():
+            raise CardError(f"{path}: defaults[{i}]: no file {default_path}")
+        merged = _merge(merged, _read_yaml(default_path))
+    merged = _merge(merged, raw)
+
+    spec = _build(CardSchema, merged, "", path)
+    family = _family_module(spec.family, path)
+    _check_methods(spec, path)
+    _check_names(spec, family, path)
+    claims = [(c, _parse_claim_entry(c, i, spec, family, path)) for i, c in enumerate(spec.claims)]
+    card = Card(id=path.stem, path=path, spec=spec, family=family, claims=claims)
+    for scale in card.spec.scales:
+        card.scale(scale)  # every scale's protocol must build
+    return card
+
+
+def load_cards(configs_dir: str | Path) -> dict[str, Card]:
+    """All cards under configs/ (files in `_defaults/` are pieces, not cards). Ids must be unique."""
+    configs_dir = Path(configs_dir)
+    cards: dict[str, Card] = {}
+    for path in sorted(configs_dir.rglob("*.yaml")):
+        if any(part.startswith("_") for part in path.relative_to(configs_dir).parts):
+            continue
+        card = load_card(path, configs_dir)
+        if card.id in cards:
+            raise CardError(f"{path}: card id {card.id!r} is also {cards[card.id].path}; card file names must be unique")
+        cards[card.id] = card
+    return cards
+
+
+# --- reading and merging -------------------------------------------------------------------------
+
+
+def _configs_dir_of(path: Path) -> Path:
+    for parent in path.resolve().parents:
+        if parent.name == "configs":
+            return parent
+    return path.resolve().parent
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise CardError(f"{path}: no such card file")
+    try:
+        conf = OmegaConf.load(path)
+    except Exception as err:  # YAML syntax: keep the parser's first line, it has the position
+        raise CardError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    data = OmegaConf.to_container(conf, resolve=False)
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Later wins; mappings merge key by key, lists are replaced whole."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --- schema checking -----------------------------------------------------------------------------
+
+
+def _build(cls: type, data: Any, where: str, path: Path):
+    """Build dataclass `cls` from `data`, checking keys and types, with one-line errors."""
+    if dataclasses.is_dataclass(data):
+        return data
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: {where or 'card'}: expected a mapping, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f" (expected one of: {', '.join(fields)})"
+            raise CardError(f"{path}: {_join(where, key)}: unknown key{hint}")
+    values = {}
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise CardError(f"{path}: {key}: missing (expected {_type_name(hints[name])})")
+            continue
+        values[name] = _check_type(data[name], hints[name], key, path)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as err:  # the dataclass's own checks (__post_init__)
+        raise CardError(f"{path}: {where or 'card'}: {err}") from None
+
+
+def _check_type(value: Any, hint: Any, key: str, path: Path):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, path)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if arg is type(None) and value is None:
+                return None
+        non_none = [a for a in args if a is not type(None)]
+        if value is None:
+            raise CardError(f"{path}: {key}: expected {_type_name(hint)}, got null")
+        return _check_type(value, non_none[0], key, path)
+    if origin is list or hint is list:
+        if not isinstance(value, list):
+            raise CardError(f"{path}: {key}: expected a list, got {_show(value)}")
+        item = args[0] if args else Any
+        return [_check_type(v, item, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise CardError(f"{path}: {key}: expected a mapping, got {_show(value)}")
+        item = args[1] if args else Any
+        return {k: _check_type(v, item, f"{key}.{k}", path) for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
+        raise CardError(f"{path}: {key}: expected {_type_name(hint)}, got {_show(value)}")
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return "a mapping"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is list or hint is list:
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin is dict or hint is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}.get(hint, str(hint))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{text[:40]}..." if len(text) > 40 else text
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+# --- cross-references ----------------------------------------------------------------------------
+
+
+def _family_module(family: str, path: Path) -> types.ModuleType:
+    try:
+        return importlib.import_module(f"entrobench.protocols.{family}.spec")
+    except ModuleNotFoundError:
+        known = sorted(p.name for p in (Path(__file__).parent / "protocols").iterdir() if (p / "spec.py").is_file())
+        raise CardError(f"{path}: family: unknown family {family!r} (expected one of: {', '.join(known)})") from None
+
+
+def _check_methods(spec: CardSchema, path: Path) -> None:
+    from methods import registry
+
+    seen = set()
+    for i, entry in enumerate(spec.methods):
+        if entry.name in seen:
+            raise CardError(f"{path}: methods[{i}].name: {entry.name!r} appears twice; row names must be unique")
+        seen.add(entry.name)
+        name = entry.method or f"{spec.family}/{entry.name}"
+        try:
+            cls = registry.get(name)
+        except registry.UnknownMethodError as err:
+            key = "method" if entry.method else "name"
+            raise CardError(f"{path}: methods[{i}].{key}: {err}") from None
+        _build(cls.Params, entry.params, f"methods[{i}].params", path)
+
+
+def method_params(entry: MethodEntry, family: str):
+    """The method's full Params (defaults + card overrides) and its registry name."""
+    from methods import registry
+
+    name = entry.method or f"{family}/{entry.name}"
+    cls = registry.get(name)
+    return name, cls.Params(**entry.params)
+
+
+def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None:
+    for i, name in enumerate(spec.datasets):
+        _check_dataset(name, family, f"datasets[{i}]", path)
+    setting_names = []
+    for i, setting in enumerate(spec.settings):
+        setting_names.append(_build(family.Setting, setting, f"settings[{i}]", path).name)
+    _check_metric(spec.table.metric, family, "table.metric", path)
+    for i, metric in enumerate(spec.table.extra_metrics):
+        _check_metric(metric, family, f"table.extra_metrics[{i}]", path)
+    for scale, over in spec.scales.items():
+        if scale not in SCALES:
+            raise CardError(f"{path}: scales.{scale}: unknown scale (expected one of: {', '.join(SCALES)})")
+        for i, name in enumerate(over.datasets):
+            _check_dataset(name, family, f"scales.{scale}.datasets[{i}]", path)
+        for i, name in enumerate(over.settings):
+            _check_choice(name, setting_names, f"scales.{scale}.settings[{i}]", "setting", path)
+    methods = [m.name for m in spec.methods]
+    for i, rep in enumerate(spec.reported):
+        _check_choice(rep.method, methods, f"reported[{i}].method", "method", path)
+        _check_metric(rep.metric, family, f"reported[{i}].metric", path)
+        if rep.direction not in ("", "lower", "higher"):
+            raise CardError(f"{path}: reported[{i}].direction: expected 'lower' or 'higher', got {rep.direction!r}")
+        if rep.setting:
+            _check_choice(rep.setting, setting_names, f"reported[{i}].setting", "setting", path)
+    for i, claim in enumerate(spec.claims):
+        for j, scale in enumerate(claim.scales):
+            _check_choice(scale, list(SCALES), f"claims[{i}].scales[{j}]", "scale", path)
+        if claim.setting:
+            _check_choice(claim.setting, setting_names, f"claims[{i}].setting", "setting", path)
+
+
+def _check_dataset(name: str, family: types.ModuleType, key: str, path: Path) -> None:
+    _check_choice(name, list(family.DATASETS), key, "dataset", path)
+
+
+def _check_metric(name: str, family: types.ModuleType, key: str, path: Path) -> None:
+    _check_choice(name, list(family.METRICS), key, "metric", path)
+
+
+def _check_choice(value: str, allowed: list[str], key: str, what: str, path: Path) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(allowed)}"
+        raise CardError(f"{path}: {key}: unknown {what} {value!r} ({hint})")
+
+
+def _parse_claim_entry(entry: ClaimEntry, i: int, spec: CardSchema, family: types.ModuleType, path: Path) -> Claim:
+    try:
+        claim = parse_claim(entry.text)
+    except ValueError as err:
+        raise CardError(f"{path}: claims[{i}].text: {err}") from None
+    methods = [m.name for m in spec.methods]
+    for method, metric in claim.references:
+        _check_choice(method, methods, f"claims[{i}].text", "method", path)
+        _check_metric(metric, family, f"claims[{i}].text", path)
+    return claim

@@ -1,0 +1,11 @@
+"""What a metric means: its unit and which direction is better."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    unit: str
+    direction: str  # "lower" or "higher" is better
+    description: str = ""

@@ -1,0 +1,232 @@
+"""Test-time adaptation protocol: prepare the clean data, obtain the source model, run one cell.
+
+The protocol measures; the method (methods/tta/*) adapts. A cell streams the corrupted test
+set through `method.adapt` batch by batch (online: each batch is predicted once, before the
+next arrives), resetting the model at every corruption unless the setting is continual.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from entrobench.data.corruptions import corrupt
+from entrobench.data.sources import DataUnavailable, load_clean, load_corrupted
+from entrobench.models.zoo import build_model
+from entrobench.progress import Progress
+from entrobench.record import Skip
+from entrobench.protocols.tta.spec import DATASETS, Protocol, Setting
+
+MAJORITY_WINDOW = 64  # predictions in the trailing window of the per-batch collapse curve
+
+
+# --- prepare data ------------------------------------------------------------------------------
+
+
+def prepare_data(config: dict, data_root: Path | None, out: Path) -> dict:
+    """Write the clean split to `out` (.npz). Returns a summary; a missing data root is a skip."""
+    dataset = DATASETS[config["dataset"]]
+    meta = {"dataset": config["dataset"], "data_root": str(data_root) if data_root else None}
+    try:
+        if dataset.corrupted_on_disk:
+            # Pre-corrupted benchmark: only check that it is there; cells read it directly.
+            load_corrupted(dataset.corrupted_on_disk, data_root, "gaussian_noise", 1, n=1)
+            arrays = {}
+            meta["status"] = "ok"
+        else:
+            split = load_clean(dataset.clean, data_root, config["n_train"], config["n_test"])
+            arrays = {"x_train": split.x_train, "y_train": split.y_train, "x_test": split.x_test, "y_test": split.y_test}
+            meta.update(status="ok", n_classes=split.n_classes, fingerprint=split.fingerprint)
+    except DataUnavailable as err:
+        arrays, meta = {}, {**meta, "status": "skipped", "reason": str(err)}
+    _save_npz(out, arrays, meta)
+    return meta
+
+
+def load_prepared(path: Path) -> tuple[dict, dict]:
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        arrays = {k: npz[k] for k in npz.files if k != "meta"}
+    return arrays, meta
+
+
+# --- source model ------------------------------------------------------------------------------
+
+
+def train_source(config: dict, data_path: Path, data_root: Path | None, out: Path, progress: Progress) -> dict:
+    """Train (or load) the source model once per dataset, architecture and norm; cached by the DAG."""
+    arrays, data_meta = load_prepared(data_path)
+    if data_meta["status"] != "ok":
+        meta = {"status": "skipped", "reason": data_meta["reason"]}
+    elif config["source_weights"] != "train":
+        meta = _load_published_weights(config, data_root)
+    else:
+        meta = _train(config, arrays, data_meta["n_classes"], progress)
+    _atomic_torch_save(meta, out)
+    return {k: v for k, v in meta.items() if k != "state_dict"}
+
+
+def _train(config: dict, arrays: dict, n_classes: int, progress: Progress) -> dict:
+    torch.manual_seed(0)  # one source model shared by all seeds: seeds vary the stream, not the model
+    x, y = torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"])
+    model = build_model(config["architecture"], config["norm"], n_classes, x.shape[1])
+    batch, epochs = config["train_batch_size"], config["train_epochs"]
+    steps_per_epoch = -(-len(x) // batch)
+    opt = torch.optim.Adam(model.parameters(), lr=config["train_peak_lr"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["train_peak_lr"], total_steps=epochs * steps_per_epoch)
+    losses = []
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            loss = F.cross_entropy(model(_random_shift(x[idx], 2)), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        progress.update(epoch + 1, epochs, f"loss {np.mean(losses[-steps_per_epoch:]):.3f}")
+    model.eval()
+    with torch.no_grad():
+        x_test, y_test = torch.from_numpy(arrays["x_test"]), torch.from_numpy(arrays["y_test"])
+        preds = torch.cat([model(x_test[i : i + 512]).argmax(1) for i in range(0, len(x_test), 512)])
+    clean_error = 100.0 * (preds != y_test).float().mean().item()
+    progress.done(f"clean error {clean_error:.2f}%")
+    return {
+        "status": "ok",
+        "state_dict": model.state_dict(),
+        "n_classes": n_classes,
+        "in_channels": int(x.shape[1]),
+        "clean_error_pct": clean_error,
+        "train_loss_curve": losses[::10],
+    }
+
+
+def _random_shift(x: torch.Tensor, max_px: int) -> torch.Tensor:
+    """Shift each image by up to +-max_px pixels (zero fill): cheap augmentation for digits."""
+    padded = F.pad(x, (max_px,) * 4)
+    h, w = x.shape[-2:]
+    dy, dx = torch.randint(0, 2 * max_px + 1, (2,)).tolist()
+    return padded[..., dy : dy + h, dx : dx + w]
+
+
+def _load_published_weights(config: dict, data_root: Path | None) -> dict:
+    path = Path(data_root or "") / config["source_weights"]
+    if data_root is None or not path.is_file():
+        return {"status": "skipped", "reason": f"source weights not found at {path} (see README: full-scale data)"}
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    return {"status": "ok", "state_dict": state, "n_classes": 10, "in_channels": 3, "clean_error_pct": None}
+
+
+# --- one cell ----------------------------------------------------------------------------------
+
+
+def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress) -> dict:
+    """Stream every corruption through the method. Returns metrics, curves and a data fingerprint."""
+    protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
+    arrays, data_meta = load_prepared(inputs["data"])
+    source = torch.load(inputs["source"], map_location="cpu", weights_only=False)
+    for meta in (data_meta, source):
+        if meta["status"] != "ok":
+            raise Skip(meta["reason"])
+
+    device = _device()
+    torch.manual_seed(config["seed"])
+    model = build_model(protocol.architecture, setting.norm, source["n_classes"], source["in_channels"])
+    model.load_state_dict(source["state_dict"])
+    model.to(device)
+    method = method_cls(model, method_cls.Params(**config["params"]), source["n_classes"])
+    if "x_train" in arrays:
+        fisher_x = arrays["x_train"][: protocol.fisher_samples]
+        method.prepare(torch.from_numpy(fisher_x).to(device))
+
+    per_domain, curves = {}, {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct")}
+    adapt_s, resets = 0.0, 0
+    window: list[int] = []
+    for d, corruption in enumerate(protocol.corruptions):
+        x, y = _stream(config, protocol, setting, arrays, corruption, d, data_root)
+        if not setting.continual:
+            method.reset()
+        errors, used, backward, entropy, preds_all = 0, 0.0, 0, 0.0, []
+        n_batches = -(-len(x) // setting.batch_size)
+        for b, start in enumerate(range(0, len(x), setting.batch_size)):
+            xb, yb = torch.from_numpy(x[start : start + setting.batch_size]).to(device), y[start : start + setting.batch_size]
+            t0 = time.perf_counter()
+            logits = method.adapt(xb)
+            adapt_s += time.perf_counter() - t0
+            preds = logits.argmax(1).cpu().numpy()
+            stats = method.last_stats
+            errors += int((preds != yb).sum())
+            used += stats["used_frac"] * len(yb)
+            backward += stats["backward_passes"]
+            entropy += stats["entropy_mean"] * len(yb)
+            resets += int(stats.get("reset", 0))
+            preds_all.append(preds)
+            window = (window + preds.tolist())[-MAJORITY_WINDOW:]
+            if b % protocol.curve_every == 0:
+                curves["entropy_mean"].append(stats["entropy_mean"])
+                curves["used_frac"].append(stats["used_frac"])
+                curves["majority_frac"].append(np.bincount(window).max() / len(window))
+                curves["error_pct"].append(100.0 * float((preds != yb).mean()))
+            progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {100 * errors / min(len(x), start + len(yb)):.1f}%")
+        preds_all = np.concatenate(preds_all)
+        per_domain[corruption] = {
+            "error_pct": 100.0 * errors / len(x),
+            "used_pct": 100.0 * used / len(x),
+            "backward_per_1k": 1000.0 * backward / len(x),
+            "majority_frac": float(np.bincount(preds_all).max() / len(preds_all)),
+            "entropy_mean": entropy / len(x),
+        }
+    metrics = {}
+    for name in per_domain[protocol.corruptions[0]]:
+        values = [per_domain[c][name] for c in protocol.corruptions]
+        metrics[name] = float(np.mean(values))
+        metrics.update({f"{name}/{c}": float(v) for c, v in zip(protocol.corruptions, values)})
+    metrics.update(resets=float(resets), adapt_s=adapt_s)
+    progress.done(f"mean error {metrics['error_pct']:.2f}%")
+    return {
+        "metrics": metrics,
+        "curves": curves,
+        "data_fingerprint": data_meta.get("fingerprint", ""),
+        "device": str(device),
+        "source_clean_error_pct": source.get("clean_error_pct"),
+    }
+
+
+def _stream(config, protocol: Protocol, setting: Setting, arrays: dict, corruption: str, d: int, data_root):
+    """The corrupted test images for one domain, in stream order. Seeded by (seed, domain)."""
+    rng = np.random.default_rng([config["seed"], d])
+    dataset = DATASETS[config["dataset"]]
+    if dataset.corrupted_on_disk:
+        x, y = load_corrupted(dataset.corrupted_on_disk, data_root, corruption, protocol.severity, n=protocol.n_test)
+    else:
+        x = corrupt(arrays["x_test"], corruption, protocol.severity, rng)
+        y = arrays["y_test"]
+    order = rng.permutation(len(y))[: setting.max_samples or None]
+    if setting.label_order == "sorted":  # online label shift: classes arrive one after another
+        order = order[np.argsort(y[order], kind="stable")]
+    return np.ascontiguousarray(x[order], dtype=np.float32), y[order]
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _save_npz(out: Path, arrays: dict, meta: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(out)
+
+
+def _atomic_torch_save(obj, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(out)

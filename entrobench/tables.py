@@ -1,0 +1,219 @@
+"""A card's table at one scale: Markdown, LaTeX and CSV, with claims, protocol and skipped cells.
+
+Everything here is computed from the records; paper numbers come from the card's `reported`
+list, with their source, and are shown only at full scale (a smoke number is never the paper's).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from entrobench import aggregate, record
+from entrobench.card import Card, ClaimEntry, Reported
+from entrobench.claims import NOT_TESTED, Verdict, judge
+
+PAPER_SCALE = "full"
+
+
+@dataclasses.dataclass
+class Block:
+    """One (dataset, setting) pair: a main table and a table of extra metrics."""
+
+    dataset: str
+    setting: str
+    main: pd.DataFrame  # rows = method labels, columns = per-domain columns + mean; text cells
+    main_numeric: pd.DataFrame  # same layout, mean and ci95 columns for the CSV
+    extra: pd.DataFrame
+
+
+def render(card: Card, scale: str, results: Path, out_dir: Path) -> dict[str, Path]:
+    records = aggregate.load_records(card, scale, results)
+    df = aggregate.frame(records)
+    summary = aggregate.summarize(df)
+    scaled = card.scale(scale)
+    blocks = [_block(card, scale, summary, df, dataset, setting.name) for dataset in scaled.datasets for setting in scaled.settings]
+    verdicts = _claims(card, scale, summary, scaled)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out_dir / "table.md", "tex": out_dir / "table.tex", "csv": out_dir / "table.csv"}
+    paths["md"].write_text(_markdown(card, scale, blocks, verdicts, df, records))
+    paths["tex"].write_text(_latex(card, scale, blocks))
+    pd.concat([b.main_numeric.assign(dataset=b.dataset, setting=b.setting) for b in blocks]).to_csv(paths["csv"], index_label="method")
+    return paths
+
+
+def columns_of(card: Card, scale: str) -> list[str]:
+    return card.family.columns(card.scale(scale).protocol)
+
+
+def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, dataset: str, setting: str) -> Block:
+    metric = card.spec.table.metric
+    cols = columns_of(card, scale)
+    here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)].set_index(["method", "metric"])
+    cells = df[(df["dataset"] == dataset) & (df["setting"] == setting)]
+    text, numeric, extra = {}, {}, {}
+    for entry in card.spec.methods:
+        label = entry.label or entry.name
+        status = _row_status(cells[cells["method"] == entry.name])
+        row, nrow = {}, {}
+        for col in [*cols, "mean"]:
+            key = (entry.name, metric if col == "mean" else f"{metric}/{col}")
+            paper = _reported(card, scale, entry.name, metric, dataset, setting, col)
+            if key in here.index:
+                mean, ci, n = here.loc[key, ["mean", "ci95", "n"]]
+                row[col] = _with_paper(_fmt(mean, ci), mean, paper)
+                nrow[f"{col}_mean"], nrow[f"{col}_ci95"], nrow[f"{col}_n"] = mean, ci, n
+            else:
+                row[col] = status
+        text[label], numeric[label] = row, nrow
+        extra[label] = {
+            f"{m} ({card.family.METRICS[m].unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]]) if (entry.name, m) in here.index else status
+            for m in card.spec.table.extra_metrics
+        }
+    return Block(dataset, setting, pd.DataFrame.from_dict(text, orient="index"), pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(extra, orient="index"))
+
+
+def _row_status(cells: pd.DataFrame) -> str:
+    states = sorted(set(cells["status"]) - {record.OK})
+    return "/".join(states) if states else "n/a"
+
+
+def _fmt(mean: float, ci: float) -> str:
+    if math.isnan(ci):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {ci:.2f}"
+
+
+def _reported(card: Card, scale: str, method: str, metric: str, dataset: str, setting: str, column: str) -> Reported | None:
+    if scale != PAPER_SCALE:
+        return None
+    for rep in card.spec.reported:
+        if (rep.method, rep.metric, rep.column) == (method, metric, column) and rep.dataset in ("", dataset) and rep.setting in ("", setting):
+            return rep
+    return None
+
+
+def _with_paper(text: str, mean: float, paper: Reported | None) -> str:
+    if paper is None:
+        return text
+    return f"{text} [paper {paper.value:g}, Δ {mean - paper.value:+.2f}]"
+
+
+# --- claims --------------------------------------------------------------------------------------
+
+
+def _claims(card: Card, scale: str, summary: pd.DataFrame, scaled) -> list[tuple[ClaimEntry, str, Verdict]]:
+    out = []
+    for entry, claim in card.claims:
+        for dataset in [entry.dataset] if entry.dataset else scaled.datasets:
+            for setting in [entry.setting] if entry.setting else [s.name for s in scaled.settings]:
+                where = f"{dataset} · {setting}"
+                if scale not in entry.scales:
+                    out.append((entry, where, Verdict(NOT_TESTED, detail=f"claimed for {', '.join(entry.scales)}")))
+                    continue
+                here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)]
+                values = {(r.method, r.metric): r.mean for r in here.itertuples()}
+                cis = {(r.method, r.metric): r.ci95 for r in here.itertuples()}
+                verdict = judge(claim, values)
+                if verdict.lhs is not None:
+                    behind = ", ".join(f"{m}.{k} = {_fmt(values[(m, k)], cis[(m, k)])}" for m, k in dict.fromkeys(claim.references))
+                    verdict = dataclasses.replace(verdict, detail=f"{verdict.detail} ({behind}; n = {int(here['n'].min())} seeds)")
+                out.append((entry, where, verdict))
+    return out
+
+
+# --- Markdown ------------------------------------------------------------------------------------
+
+
+def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.DataFrame, records: list[dict]) -> str:
+    spec = card.spec
+    scaled = card.scale(scale)
+    metric = spec.table.metric
+    unit = card.family.METRICS[metric].unit
+    lines = [
+        f"# {spec.title}",
+        "",
+        f"Card `{card.id}` ({card.path}), arXiv [{spec.arxiv}](https://arxiv.org/abs/{spec.arxiv}), family `{spec.family}`, "
+        f"scale **{scale}**, {len(scaled.seeds)} seeds ({', '.join(map(str, scaled.seeds))}).",
+        "",
+        f"Cells: {metric} ({unit}, {card.family.METRICS[metric].direction} is better), mean ± 95% CI (Student t) over seeds.",
+    ]
+    if scale == PAPER_SCALE:
+        lines.append("Where the paper reports a value it follows in brackets with our difference; sources are listed below.")
+    else:
+        lines.append(f"This is the `{scale}` scale: numbers are ours on a smaller protocol (see Protocol) and are not comparable to the paper's.")
+    for block in blocks:
+        setting = scaled.setting(block.setting)
+        lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(setting)}_", "", block.main.to_markdown(), ""]
+        if not block.extra.empty and len(block.extra.columns):
+            lines += ["Mean over domains:", "", block.extra.to_markdown(), ""]
+    lines += ["", "## Claims", "", "| claim | where | verdict | numbers |", "| --- | --- | --- | --- |"]
+    for entry, where, verdict in verdicts:
+        lines.append(f"| `{entry.text}`{' — ' + entry.note if entry.note else ''} | {where} | **{verdict.status}** | {verdict.detail} |")
+    lines += ["", "## Protocol", ""] + [f"- {line}" for line in _protocol_differences(card, scale)]
+    if scale == PAPER_SCALE and spec.reported:
+        lines += ["", "## Paper numbers", "", "| method | metric | dataset | setting | column | value | source |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for rep in spec.reported:
+            lines.append(f"| {rep.method} | {rep.metric} ({rep.unit or card.family.METRICS[rep.metric].unit}) | {rep.dataset or '-'} | {rep.setting or 'all'} | {rep.column} | {rep.value:g} | {rep.source} |")
+    not_ok = aggregate.statuses(df)
+    if len(not_ok):
+        lines += ["", "## Cells that did not run", "", not_ok.to_markdown(index=False)]
+    shas = sorted({r.get("git_sha", "?") for r in records if r.get("git_sha")})
+    lines += [
+        "",
+        "---",
+        f"Generated by `python -m entrobench render` from {len(records)} records under `results/{card.id}/{scale}/cells/` "
+        f"(code {', '.join(s[:12] for s in shas) or 'n/a'}). MLflow experiment `{card.id}`. Plots: `plots/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_setting(setting) -> str:
+    return ", ".join(f"{f.name} {getattr(setting, f.name)}" for f in dataclasses.fields(setting) if f.name != "name")
+
+
+def _protocol_differences(card: Card, scale: str) -> list[str]:
+    """Where this scale's run differs from the paper's protocol (the card's full scale)."""
+    ours, paper = card.scale(scale), card.scale(PAPER_SCALE)
+    out = []
+    if scale == PAPER_SCALE:
+        out.append("Runs the paper's protocol as stated in the card's `full` scale.")
+    else:
+        if ours.datasets != paper.datasets:
+            out.append(f"datasets: {', '.join(ours.datasets)} (paper: {', '.join(paper.datasets)})")
+        for f in dataclasses.fields(ours.protocol):
+            a, b = getattr(ours.protocol, f.name), getattr(paper.protocol, f.name)
+            if a != b:
+                out.append(f"{f.name}: {_short(a)} (paper: {_short(b)})")
+        if ours.seeds != paper.seeds:
+            out.append(f"seeds: {len(ours.seeds)} (paper protocol: {len(paper.seeds)})")
+        if [s.name for s in ours.settings] != [s.name for s in paper.settings]:
+            out.append(f"settings: {', '.join(s.name for s in ours.settings)} (paper: {', '.join(s.name for s in paper.settings)})")
+    out += card.spec.notes
+    return out or ["Same protocol as the paper."]
+
+
+def _short(value) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+# --- LaTeX ---------------------------------------------------------------------------------------
+
+
+def _latex(card: Card, scale: str, blocks: list[Block]) -> str:
+    parts = [f"% {card.spec.title} ({card.id}, scale {scale}); generated from results, do not edit"]
+    for block in blocks:
+        table = block.main.rename(columns=lambda c: c.replace("_", r"\_")).map(lambda s: s.replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
+        parts.append(
+            table.to_latex(
+                caption=f"{card.spec.table.metric.replace('_', ' ')} on {block.dataset.replace('_', '-')}, {block.setting.replace('_', ' ')} ({scale} scale)",
+                label=f"tab:{card.id}:{block.dataset}:{block.setting}".replace("_", "-"),
+                escape=False,
+            )
+        )
+    return "\n".join(parts)

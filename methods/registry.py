@@ -1,0 +1,68 @@
+"""Method registry: a method's name is its path, `<family>/<module>` -> methods/<family>/<module>.py.
+
+Each method module registers exactly one class with `@register("<family>/<module>")`.
+Lookups import the module on demand, so listing or validating a card never imports a
+family it does not use. Unknown names fail with the close matches, never a bare KeyError.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_NOT_METHODS = {"__init__", "base", "registry"}
+_REGISTRY: dict[str, type] = {}
+
+
+class UnknownMethodError(LookupError):
+    pass
+
+
+def register(name: str):
+    """Class decorator: file `methods/tta/eata.py` registers as `tta/eata`."""
+
+    def wrap(cls: type) -> type:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.registry_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available(family: str | None = None) -> list[str]:
+    """All method names on disk (no import needed), optionally for one family."""
+    families = [family] if family else sorted(p.name for p in _PACKAGE_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    names = []
+    for fam in families:
+        for path in sorted((_PACKAGE_DIR / fam).glob("*.py")):
+            if path.stem not in _NOT_METHODS:
+                names.append(f"{fam}/{path.stem}")
+    return names
+
+
+def source_file(name: str) -> Path:
+    """The file that implements `name`; the DAG lists it as an input of every cell using it."""
+    _check_known(name)
+    family, module = name.split("/", 1)
+    return _PACKAGE_DIR / family / f"{module}.py"
+
+
+def get(name: str) -> type:
+    _check_known(name)
+    if name not in _REGISTRY:
+        family, module = name.split("/", 1)
+        importlib.import_module(f"methods.{family}.{module}")
+    if name not in _REGISTRY:
+        raise UnknownMethodError(f"methods/{name}.py does not call @register({name!r})")
+    return _REGISTRY[name]
+
+
+def _check_known(name: str) -> None:
+    known = available()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
+        raise UnknownMethodError(f"unknown method {name!r}{hint}")

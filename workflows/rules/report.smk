@@ -1,0 +1,50 @@
+# From records to what people read: plots, the MLflow mirror, the table, leaderboards.
+# Order: plots -> MLflow (plots are logged as artifacts) -> table, so a table target brings all.
+
+
+rule render_plots:
+    input:
+        records_of,
+    output:
+        report(directory("results/{card}/{scale}/plots"), patterns=["{name}.png"], category="{card}", subcategory="{scale}"),
+    params:
+        card=card_path,
+    shell:
+        "{PY} -m entrobench plots --card {params.card} --scale {wildcards.scale} --out {output}"
+
+
+rule track_card:
+    input:
+        records_of,
+        plots="results/{card}/{scale}/plots",
+    output:
+        "results/{card}/{scale}/mlflow.json",
+    params:
+        card=card_path,
+    shell:
+        "{PY} -m entrobench track --card {params.card} --scale {wildcards.scale} --out {output}"
+
+
+rule render_table:
+    input:
+        records_of,
+        tracked="results/{card}/{scale}/mlflow.json",
+    output:
+        md=report("results/{card}/{scale}/table.md", category="{card}", subcategory="{scale}"),
+        tex="results/{card}/{scale}/table.tex",
+        csv="results/{card}/{scale}/table.csv",
+    params:
+        card=card_path,
+    shell:
+        "{PY} -m entrobench render --card {params.card} --scale {wildcards.scale}"
+
+
+rule render_leaderboard:
+    input:
+        lambda wc: [f"results/{c.id}/{wc.scale}/table.md" for c in CARDS.values() if c.spec.benchmark == wc.benchmark and wc.scale in c.spec.scales],
+    output:
+        report("results/leaderboards/{benchmark}/{scale}.md", category="leaderboards"),
+    params:
+        configs=CONFIGS,
+    shell:
+        "{PY} -m entrobench leaderboard --benchmark {wildcards.benchmark} --scale {wildcards.scale} --configs {params.configs} --out {output}"
