@@ -1,0 +1,144 @@
+"""What every test-time adaptation method shares: the contract the TTA protocol calls, and the
+few pieces the entropy-minimization papers (Tent, EATA, SAR, DeYO) all build on.
+
+The contract, called by entrobench/protocols/tta/run.py:
+    method = Cls(model, Cls.Params(**card_params), n_classes)   # configures the model, snapshots it
+    method.prepare(clean_x)          # once, before the stream: in-distribution images (N, ch, H, W)
+    logits = method.adapt(x)         # x (B, ch, H, W) -> logits (B, n_classes); the model is updated
+    method.last_stats                # {"entropy_mean", "used_frac", "backward_passes", ...} of that call
+    method.reset()                   # back to the state at construction ("reset per domain")
+
+A method owns the model it is given: it changes its modes, which parameters require grad and,
+through adapt(), its weights. It runs on the device of the model's parameters.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+NORM_LAYERS = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)  # layers whose affine weight/bias TTA adapts
+OPTIMIZERS = ("sgd", "adam")
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(p) = -sum_c p_c log p_c of softmax(logits), in nats: (B, C) -> (B,)."""
+    # log_softmax instead of log(softmax): exact for saturated logits, where softmax underflows to 0.
+    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+
+def norm_affine_params(model: nn.Module) -> list[nn.Parameter]:
+    """The affine scale and shift (weight, bias) of every BatchNorm, GroupNorm and LayerNorm."""
+    params = []
+    for module in model.modules():
+        if isinstance(module, NORM_LAYERS):
+            params += [p for p in (module.weight, module.bias) if p is not None]
+    return params
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def use_test_batch_statistics(model: nn.Module) -> None:
+    """Make every BatchNorm normalize with the statistics of the batch it is given.
+
+    Train mode selects batch statistics; track_running_stats=False stops the running averages from
+    being updated, so they stay the source model's (BNAdapt's prior and reset() rely on that).
+    The rest of the model stays in eval mode: the reference code puts the whole model in train
+    mode, which would also switch on dropout; the models here have none, so nothing else changes.
+    """
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.train()
+            module.track_running_stats = False
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@dataclass(frozen=True)
+class OptimizerParams:
+    """Optimizer fields shared by the gradient-based methods; each method's Params subclasses this
+    and overrides the defaults with its paper's."""
+
+    optimizer: str = "sgd"  # "sgd" or "adam"; updates the norm affine parameters only
+    lr: float = 0.00025  # learning rate per adapt() call (the papers' ImageNet value at batch 64)
+    momentum: float = 0.9  # SGD momentum; Adam uses betas (momentum, 0.999) as Tent's code does
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr < 0:
+            raise ValueError(f"lr must be >= 0, got {self.lr}")
+
+
+def make_optimizer(params: list[nn.Parameter], p: OptimizerParams) -> torch.optim.Optimizer:
+    if p.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum)
+    return torch.optim.Adam(params, lr=p.lr, betas=(p.momentum, 0.999))
+
+
+class TTAMethod:
+    """Base of every TTA method. Subclasses define a nested frozen dataclass `Params`, configure
+    the model in __init__ and end it with `self.save_state()`."""
+
+    Params: type
+
+    def __init__(self, model: nn.Module, params, n_classes: int):
+        self.model = model
+        self.params = params
+        self.n_classes = n_classes
+        self.device = model_device(model)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.last_stats: dict = {}
+        self._saved: tuple[dict, dict | None] | None = None
+
+    def adapt_norm_affine(self, params: OptimizerParams) -> list[nn.Parameter]:
+        """The configuration Tent introduced and EATA, SAR and DeYO reuse: BatchNorm normalizes
+        with test-batch statistics, only the norm layers' affine weight/bias require grad, and
+        the optimizer sees only those."""
+        use_test_batch_statistics(self.model)
+        self.model.requires_grad_(False)
+        trainable = norm_affine_params(self.model)
+        if not trainable:
+            raise ValueError(f"{type(self).__name__}: the model has no BatchNorm/GroupNorm/LayerNorm affine parameters to adapt")
+        for p in trainable:
+            p.requires_grad_(True)
+        self.optimizer = make_optimizer(trainable, params)
+        return trainable
+
+    def save_state(self) -> None:
+        """Snapshot model and optimizer; reset() returns to exactly this (bitwise)."""
+        optim_state = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer else None
+        self._saved = (copy.deepcopy(self.model.state_dict()), optim_state)
+
+    def restore_state(self) -> None:
+        model_state, optim_state = self._saved
+        self.model.load_state_dict(model_state)
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(optim_state)
+
+    def prepare(self, clean_x: torch.Tensor) -> None:
+        """Optional hook, called once before the stream with in-distribution images."""
+
+    def adapt(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Back to the state at construction. Subclasses with running state extend this."""
+        self.restore_state()
+
+    def record(self, logits: torch.Tensor, used: int, backward_passes: int, **extra: float) -> None:
+        """Fill last_stats for the batch whose predictions are `logits` (B, C)."""
+        self.last_stats = {
+            "entropy_mean": float(softmax_entropy(logits.detach()).mean()),
+            "used_frac": used / len(logits),
+            "backward_passes": backward_passes,
+            **{k: float(v) for k, v in extra.items()},
+        }
