@@ -27,7 +27,8 @@ check: install
 
 ## bench: throughput and wall-time figures, written to bench/results/
 bench: install
-	$(PYTHON) bench/run.py
+	$(PYTHON) bench/run.py throughput
+	$(PYTHON) bench/run.py noop
 
 clean-results:
 	rm -rf results .snakemake

@@ -66,6 +66,9 @@ class Scale:
     datasets: list = field(default_factory=list)
     settings: list = field(default_factory=list)  # names of the card's settings run at this scale
     seeds: list = field(default_factory=list)
+    # The paper's own per-dataset hyperparameters (e.g. Tent: Adam lr 1e-3 on CIFAR, SGD 2.5e-4 on
+    # ImageNet), keyed by the card's method name. Not a tuning knob: cite the paper in the card.
+    method_params: dict = field(default_factory=dict)
     resources: dict = field(default_factory=dict)  # per-cell threads, mem_mb, runtime, gpu for the DAG
 
 
@@ -118,6 +121,7 @@ class Card:
         return ScaledCard(
             card=self,
             scale=scale,
+            param_overrides=dict(over.method_params),
             protocol=protocol,
             datasets=list(over.datasets or self.spec.datasets),
             settings=settings,
@@ -133,6 +137,7 @@ class Card:
 class ScaledCard:
     card: Card
     scale: str
+    param_overrides: dict  # per-method Params overrides of this scale
     protocol: Any  # the family's Protocol dataclass
     datasets: list[str]
     settings: list[Any]  # the family's Setting dataclasses
@@ -141,6 +146,14 @@ class ScaledCard:
 
     def setting(self, name: str):
         return next(s for s in self.settings if s.name == name)
+
+    def method_params(self, name: str):
+        """Registry name and full Params of the card's method `name` at this scale."""
+        entry = self.card.method(name)
+        registry_name = entry.method or f"{self.card.spec.family}/{entry.name}"
+        from methods import registry
+
+        return registry_name, registry.get(registry_name).Params(**{**entry.params, **self.param_overrides.get(name, {})})
 
 
 def load_card(path: str | Path, configs_dir: str | Path | None = None) -> Card:
@@ -324,15 +337,13 @@ def _check_methods(spec: CardSchema, path: Path) -> None:
             key = "method" if entry.method else "name"
             raise CardError(f"{path}: methods[{i}].{key}: {err}") from None
         _build(cls.Params, entry.params, f"methods[{i}].params", path)
-
-
-def method_params(entry: MethodEntry, family: str):
-    """The method's full Params (defaults + card overrides) and its registry name."""
-    from methods import registry
-
-    name = entry.method or f"{family}/{entry.name}"
-    cls = registry.get(name)
-    return name, cls.Params(**entry.params)
+        for scale, over in spec.scales.items():
+            if entry.name in over.method_params:
+                params = {**entry.params, **over.method_params[entry.name]}
+                _build(cls.Params, params, f"scales.{scale}.method_params.{entry.name}", path)
+    for scale, over in spec.scales.items():
+        for name in over.method_params:
+            _check_choice(name, sorted(seen), f"scales.{scale}.method_params.{name}", "method", path)
 
 
 def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None:

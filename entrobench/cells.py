@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrobench.card import ScaledCard, method_params
+from entrobench.card import ScaledCard
 from entrobench.hashing import content_hash
 
 
@@ -51,8 +51,7 @@ def expand(scaled: ScaledCard) -> list[Cell]:
 def cell_config(scaled: ScaledCard, cell: Cell) -> dict:
     """Everything that determines a cell's result (besides code and data)."""
     card = scaled.card
-    entry = card.method(cell.method)
-    registry_name, params = method_params(entry, card.spec.family)
+    registry_name, params = scaled.method_params(cell.method)
     return {
         "card_version": card.spec.version,
         "family": card.spec.family,

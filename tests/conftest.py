@@ -25,6 +25,16 @@ MINIMAL_CARD = {
 
 
 @pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def minimal_card() -> dict:
+    return dict(MINIMAL_CARD)
+
+
+@pytest.fixture
 def configs(tmp_path) -> Path:
     """A configs/ folder with the real shared defaults and nothing else."""
     out = tmp_path / "configs"

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from entrobench.card import CardError, load_card, load_cards
-from conftest import MINIMAL_CARD, REPO
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def error_of(path) -> str:
@@ -32,8 +34,8 @@ def test_minimal_card_merges_defaults_and_scales(write_card):
     assert card.id == "test_card"
     assert card.spec.family == "tta"  # from the defaults
     smoke, full = card.scale("smoke"), card.scale("full")
-    assert smoke.protocol.architecture == "small_cnn" and full.protocol.architecture == "wrn28_10"
-    assert smoke.datasets == ["mnist_c"] and full.datasets == ["cifar10_c"]
+    assert smoke.protocol.architecture == "small_cnn" and full.protocol.architecture == "resnet50"
+    assert smoke.datasets == ["mnist_c"] and full.datasets == ["imagenet_c"]
 
 
 def test_unknown_key_suggests_the_near_one(write_card):
@@ -74,8 +76,8 @@ def test_claim_with_code_is_refused(write_card):
     assert "claims[0].text" in msg and "not allowed" in msg
 
 
-def test_missing_required_key(write_card):
-    card = {k: v for k, v in MINIMAL_CARD.items() if k != "title"}
+def test_missing_required_key(write_card, minimal_card):
+    card = {k: v for k, v in minimal_card.items() if k != "title"}
     msg = error_of(write_card(text=__import__("yaml").safe_dump(card)))
     assert "title: missing (expected a string)" in msg
 

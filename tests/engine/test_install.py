@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from pathlib import Path
 
 import yaml
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _name(requirement: str) -> str:

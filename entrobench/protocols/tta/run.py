@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from entrobench.data.corruptions import corrupt
 from entrobench.data.sources import DataUnavailable, load_clean, load_corrupted
-from entrobench.models.zoo import build_model
+from entrobench.models.zoo import build_model, robustbench_state_dict
 from entrobench.progress import Progress
 from entrobench.record import Skip
 from entrobench.protocols.tta.spec import DATASETS, Protocol, Setting
@@ -32,15 +32,11 @@ def prepare_data(config: dict, data_root: Path | None, out: Path) -> dict:
     dataset = DATASETS[config["dataset"]]
     meta = {"dataset": config["dataset"], "data_root": str(data_root) if data_root else None}
     try:
-        if dataset.corrupted_on_disk:
-            # Pre-corrupted benchmark: only check that it is there; cells read it directly.
+        if dataset.corrupted_on_disk:  # fail early, here, if the stream itself is missing
             load_corrupted(dataset.corrupted_on_disk, data_root, "gaussian_noise", 1, n=1)
-            arrays = {}
-            meta["status"] = "ok"
-        else:
-            split = load_clean(dataset.clean, data_root, config["n_train"], config["n_test"])
-            arrays = {"x_train": split.x_train, "y_train": split.y_train, "x_test": split.x_test, "y_test": split.y_test}
-            meta.update(status="ok", n_classes=split.n_classes, fingerprint=split.fingerprint)
+        split = load_clean(dataset.clean, data_root, config["n_train"], config["n_test"])
+        arrays = {"x_train": split.x_train, "y_train": split.y_train, "x_test": split.x_test, "y_test": split.y_test}
+        meta.update(status="ok", n_classes=split.n_classes, fingerprint=split.fingerprint)
     except DataUnavailable as err:
         arrays, meta = {}, {**meta, "status": "skipped", "reason": str(err)}
     _save_npz(out, arrays, meta)
@@ -119,9 +115,9 @@ def _load_published_weights(config: dict, data_root: Path | None) -> dict:
     path = Path(data_root or "") / config["source_weights"]
     if data_root is None or not path.is_file():
         return {"status": "skipped", "reason": f"source weights not found at {path} (see README: full-scale data)"}
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    return {"status": "ok", "state_dict": state, "n_classes": 10, "in_channels": 3, "clean_error_pct": None}
+    state = robustbench_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    n_classes = next(v.shape[0] for k, v in state.items() if k.endswith(("fc.weight", "logits.weight")))
+    return {"status": "ok", "state_dict": state, "n_classes": n_classes, "in_channels": 3, "clean_error_pct": None}
 
 
 # --- one cell ----------------------------------------------------------------------------------
@@ -142,9 +138,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     model.load_state_dict(source["state_dict"])
     model.to(device)
     method = method_cls(model, method_cls.Params(**config["params"]), source["n_classes"])
-    if "x_train" in arrays:
-        fisher_x = arrays["x_train"][: protocol.fisher_samples]
-        method.prepare(torch.from_numpy(fisher_x).to(device))
+    method.prepare(torch.from_numpy(arrays["x_train"][: protocol.fisher_samples]).to(device))
 
     per_domain, curves = {}, {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct")}
     adapt_s, resets = 0.0, 0
@@ -153,7 +147,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         x, y = _stream(config, protocol, setting, arrays, corruption, d, data_root)
         if not setting.continual:
             method.reset()
-        errors, used, backward, entropy, preds_all = 0, 0.0, 0, 0.0, []
+        errors, used, backward, entropy, preds_all = 0, 0.0, 0.0, 0.0, []
         n_batches = -(-len(x) // setting.batch_size)
         for b, start in enumerate(range(0, len(x), setting.batch_size)):
             xb, yb = torch.from_numpy(x[start : start + setting.batch_size]).to(device), y[start : start + setting.batch_size]
@@ -164,7 +158,8 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
             stats = method.last_stats
             errors += int((preds != yb).sum())
             used += stats["used_frac"] * len(yb)
-            backward += stats["backward_passes"]
+            # EATA's "#backwards": samples back-propagated, counted once per backward pass
+            backward += stats["backward_passes"] * stats["used_frac"] * len(yb)
             entropy += stats["entropy_mean"] * len(yb)
             resets += int(stats.get("reset", 0))
             preds_all.append(preds)
@@ -206,7 +201,7 @@ def _stream(config, protocol: Protocol, setting: Setting, arrays: dict, corrupti
     if dataset.corrupted_on_disk:
         x, y = load_corrupted(dataset.corrupted_on_disk, data_root, corruption, protocol.severity, n=protocol.n_test)
     else:
-        x = corrupt(arrays["x_test"], corruption, protocol.severity, rng)
+        x = corrupt(arrays["x_test"], corruption, protocol.severity, rng, table=protocol.corruption_table)
         y = arrays["y_test"]
     order = rng.permutation(len(y))[: setting.max_samples or None]
     if setting.label_order == "sorted":  # online label shift: classes arrive one after another

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from entrobench.data.corruptions import CORRUPTIONS
+from entrobench.data.corruptions import CORRUPTIONS, TABLES
 from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
 
@@ -15,10 +15,13 @@ from entrobench.metrics import Metric
 class Protocol:
     corruptions: list[str] = field(default_factory=lambda: list(CORRUPTIONS))  # ImageNet-C names, table columns
     severity: int = 5  # 1..5, ImageNet-C severity
+    # corruption constants for images made here: "auto" (CIFAR-10-C's up to 64 px, else ImageNet-C's),
+    # "cifar10_c", "imagenet_c", or "hybrid" (ImageNet-C strength per pixel, CIFAR-10-C spatial)
+    corruption_table: str = "auto"
     architecture: str = "small_cnn"  # entrobench.models.zoo.build_model name
     source_weights: str = "train"  # "train": trained here on the clean split; else a file under the data root
-    n_train: int | None = None  # clean training images for the source model (None: all of the split)
-    n_test: int | None = None  # test images per corruption (None: all of the split)
+    n_train: int | None = None  # at most this many clean training images (None: all of the split)
+    n_test: int | None = None  # at most this many test images per corruption (None: all of the split)
     train_epochs: int = 8  # source model: Adam + OneCycle, +-2 px shifts
     train_batch_size: int = 64
     train_peak_lr: float = 2e-3  # OneCycle peak learning rate
@@ -29,6 +32,8 @@ class Protocol:
         unknown = [c for c in self.corruptions if c not in CORRUPTIONS]
         if unknown:
             raise ValueError(f"unknown corruption {unknown[0]!r} (expected some of: {', '.join(CORRUPTIONS)})")
+        if self.corruption_table not in TABLES:
+            raise ValueError(f"corruption_table must be one of {', '.join(TABLES)}, got {self.corruption_table!r}")
         if not 1 <= self.severity <= 5:
             raise ValueError(f"severity must be 1..5, got {self.severity}")
 
@@ -49,21 +54,22 @@ class Setting:
 
 @dataclass(frozen=True)
 class Dataset:
-    clean: str  # entrobench.data.sources.load_clean name, or "" for pre-corrupted sets
+    clean: str  # entrobench.data.sources.load_clean name: the source model's (or the Fisher's) clean images
     needs_data_root: bool
     description: str
-    corrupted_on_disk: str = ""  # load_corrupted name for benchmarks shipped already corrupted
+    corrupted_on_disk: str = ""  # load_corrupted name for benchmarks released already corrupted
 
 
 DATASETS = {
     "digits_c": Dataset("digits", False, "scikit-learn digits, 8x8 upsampled to 32x32, corrupted here"),
     "mnist_c": Dataset("mnist", True, "MNIST test set split 6000/4000, 28x28, corrupted here"),
-    "cifar10_c": Dataset("", True, "CIFAR-10-C (Hendrycks & Dietterich 2019), 32x32 RGB", corrupted_on_disk="cifar10_c"),
+    "cifar10_c": Dataset("cifar10", True, "CIFAR-10-C (Hendrycks & Dietterich 2019), 32x32 RGB", corrupted_on_disk="cifar10_c"),
+    "imagenet_c": Dataset("imagenet_val", True, "ImageNet-C (Hendrycks & Dietterich 2019), 224x224 RGB", corrupted_on_disk="imagenet_c"),
 }
 
 METRICS = {
     "error_pct": Metric("%", "lower", "top-1 error on the test stream"),
-    "backward_per_1k": Metric("passes/1k samples", "lower", "backward passes per 1000 test samples"),
+    "backward_per_1k": Metric("per 1k samples", "lower", "samples back-propagated (x passes) per 1000 test samples: EATA's #backwards"),
     "used_pct": Metric("%", "lower", "share of samples that entered an update's loss"),
     "majority_frac": Metric("fraction", "lower", "largest share of one predicted class (collapse detector)"),
     "entropy_mean": Metric("nats", "lower", "mean prediction entropy over the stream"),
@@ -78,7 +84,10 @@ def columns(protocol: Protocol) -> list[str]:
 
 
 def data_config(protocol: Protocol, dataset: str) -> dict:
-    """What the prepared (clean) data depends on."""
+    """What the prepared (clean) data depends on. Benchmarks released corrupted need clean images
+    only for EATA's Fisher information, so only that many."""
+    if DATASETS[dataset].corrupted_on_disk:
+        return {"dataset": dataset, "n_train": protocol.fisher_samples, "n_test": 0}
     return {"dataset": dataset, "n_train": protocol.n_train, "n_test": protocol.n_test}
 
 
