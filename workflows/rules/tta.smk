@@ -21,6 +21,15 @@ def _tta_builds():
 TTA_DATA, TTA_SOURCE = _tta_builds()
 
 
+def _source_build(wc):
+    return TTA_SOURCE[f"{tta.CACHE}/source/{wc.dataset}-{wc.arch}-{wc.norm}-{wc.hash}.pt"]
+
+
+def _source_data(wc):
+    card, scale, dataset, _ = _source_build(wc)
+    return tta.data_path(scaled(card.id, scale).protocol, dataset)
+
+
 rule prepare_data:
     output:
         tta.CACHE + "/data/{dataset}-{hash}.npz",
@@ -38,15 +47,15 @@ rule prepare_data:
 
 rule train_source:
     input:
-        data=lambda wc, output: tta.data_path(scaled(TTA_SOURCE[output[0]][0].id, TTA_SOURCE[output[0]][1]).protocol, wc.dataset),
+        data=_source_data,
         code=REPO / "entrobench" / "protocols" / "tta" / "run.py",
     output:
         tta.CACHE + "/source/{dataset}-{arch}-{norm}-{hash}.pt",
     log:
         tta.CACHE + "/logs/source-{dataset}-{arch}-{norm}-{hash}.log",
     params:
-        card=lambda wc, output: str(TTA_SOURCE[output[0]][0].path),
-        scale=lambda wc, output: TTA_SOURCE[output[0]][1],
+        card=lambda wc: str(_source_build(wc)[0].path),
+        scale=lambda wc: _source_build(wc)[1],
     threads: 1
     shell:
         "{PY} -m entrobench train-source --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
