@@ -16,14 +16,18 @@ KEYS = ["dataset", "setting", "method"]
 
 
 def load_records(card: Card, scale: str, results: Path) -> list[dict]:
-    """Every cell of the card at this scale; a cell without a record reads as status 'missing'."""
+    """Every cell of the card at this scale, seen through the card (its row name and label).
+    Records are shared between cards, so the card's view is added here, not stored in them;
+    a cell without a record reads as status 'missing'."""
     out = []
     for cell in expand(card.scale(scale)):
         path = cell.record_path(results)
+        entry = card.method(cell.method)
+        view = {"card": card.id, "cell": cell.key, "method": cell.method, "method_label": entry.label or cell.method, "path": str(path)}
         if path.is_file():
-            out.append(record.read(path))
+            out.append({**record.read(path), **view})
         else:
-            out.append({"cell": cell.key, "dataset": cell.dataset, "setting": cell.setting, "method": cell.method, "seed": cell.seed, "status": "missing", "reason": f"no record at {path}", "metrics": {}})
+            out.append({"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed, "status": "missing", "reason": f"no record at {path}", "metrics": {}, **view})
     return out
 
 

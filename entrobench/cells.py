@@ -1,8 +1,10 @@
 """Cells: one run of one method on one dataset, setting and seed, at one scale.
 
-A cell's identity is its place in the card; its content is `cell_config`, whose hash goes into
-the record and into the DAG's params, so that changing a method parameter reruns exactly the
-cells that use that method entry.
+A card sees a cell by its place (dataset / setting / row / seed); the cell's record lives at a
+path named by its content: the method and the hash of `cell_config` without the seed. So two
+cards that run the same method with the same parameters on the same protocol share one record
+(one computation), and changing a method parameter gives new paths for exactly the cells that
+use it, which is what makes the DAG rerun them and nothing else.
 """
 from __future__ import annotations
 
@@ -22,13 +24,21 @@ class Cell:
     setting: str
     method: str  # the card's row name
     seed: int
+    method_registry: str = ""  # e.g. "tta/eata"
+    digest: str = ""  # content hash of the cell's config without its seed
 
     @property
     def key(self) -> str:
+        """The card's name for the cell, as the CLI takes it."""
         return f"{self.dataset}/{self.setting}/{self.method}/seed{self.seed}"
 
+    @property
+    def run_name(self) -> str:
+        """The content's name: `tta.eata-<digest>`, shared by every card that agrees on it."""
+        return f"{self.method_registry.replace('/', '.')}-{self.digest}"
+
     def record_path(self, results: Path | str = "results") -> Path:
-        return Path(results) / self.card / self.scale / "cells" / f"{self.key}.json"
+        return Path(results) / "cells" / self.scale / self.dataset / self.setting / self.run_name / f"seed{self.seed}.json"
 
     @classmethod
     def from_key(cls, card: str, scale: str, key: str) -> "Cell":
@@ -39,13 +49,15 @@ class Cell:
 def expand(scaled: ScaledCard) -> list[Cell]:
     """method x dataset x setting x seed, in the card's order."""
     card = scaled.card
-    return [
-        Cell(card.id, scaled.scale, dataset, setting.name, method.name, seed)
-        for dataset in scaled.datasets
-        for setting in scaled.settings
-        for method in card.spec.methods
-        for seed in scaled.seeds
-    ]
+    cells = []
+    for dataset in scaled.datasets:
+        for setting in scaled.settings:
+            for method in card.spec.methods:
+                probe = Cell(card.id, scaled.scale, dataset, setting.name, method.name, 0)
+                config = cell_config(scaled, probe)
+                digest = content_hash({k: v for k, v in config.items() if k != "seed"})
+                cells += [dataclasses.replace(probe, seed=seed, method_registry=config["method"], digest=digest) for seed in scaled.seeds]
+    return cells
 
 
 def cell_config(scaled: ScaledCard, cell: Cell) -> dict:
@@ -62,7 +74,3 @@ def cell_config(scaled: ScaledCard, cell: Cell) -> dict:
         "protocol": dataclasses.asdict(scaled.protocol),
         "seed": cell.seed,
     }
-
-
-def config_hash(scaled: ScaledCard, cell: Cell) -> str:
-    return content_hash(cell_config(scaled, cell))

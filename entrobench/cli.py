@@ -138,19 +138,13 @@ def cmd_run_cell(args) -> int:
     scaled = card.scale(args.scale)
     cell = Cell.from_key(card.id, args.scale, args.cell)
     config = cell_config(scaled, cell)
-    entry = card.method(cell.method)
-    base = {
-        "card": card.id,
-        "card_path": str(card.path),
+    base = {  # card-neutral: cards that agree on a config share this record (see cells.py)
         "card_version": card.spec.version,
         "family": card.spec.family,
-        "benchmark": card.spec.benchmark,
         "scale": args.scale,
-        "cell": cell.key,
         "dataset": cell.dataset,
         "setting": cell.setting,
-        "method": cell.method,
-        "method_label": entry.label or cell.method,
+        "method_registry": config["method"],
         "seed": cell.seed,
         "config": config,
         "config_hash": content_hash(config),
@@ -172,19 +166,17 @@ def cmd_run_cell(args) -> int:
         outcome = {"status": record.FAILED, "reason": f"{type(err).__name__}: {err}", "metrics": {}, "curves": {}}
     outcome.update(wall_s=time.time() - start, peak_mem_mb=record.peak_mem_mb(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     record.write(args.out, {**base, **outcome})
-    print(f"{card.id} {cell.key}: {outcome['status']} {outcome.get('reason', '')} ({outcome['wall_s']:.1f}s)", file=sys.stderr)
+    print(f"{card.id} {cell.key} -> {args.out}: {outcome['status']} {outcome.get('reason', '')} ({outcome['wall_s']:.1f}s)", file=sys.stderr)
     return 0
 
 
 def cmd_track(args) -> int:
-    from entrobench import tracking
-    from entrobench.cells import expand
+    from entrobench import aggregate, tracking
 
     card = load_card(args.card)
-    cells = expand(card.scale(args.scale))
-    out_dir = args.results / card.id / args.scale
-    attachments = [out_dir / "table.md", *sorted((out_dir / "plots").glob("*.png"))]
-    summary = tracking.track(card, args.scale, [c.record_path(args.results) for c in cells], args.results, [p for p in attachments if p.is_file()])
+    records = [r for r in aggregate.load_records(card, args.scale, args.results) if r["status"] != "missing"]
+    plots = sorted((args.results / card.id / args.scale / "plots").glob("*.png"))
+    summary = tracking.track(card, args.scale, records, args.results, plots)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     print(f"track {card.id}/{args.scale}: {summary['created']} created, {summary['unchanged']} unchanged, {summary['replaced']} replaced", file=sys.stderr)

@@ -37,9 +37,9 @@ def render(benchmark: str, cards: list[Card], scale: str, results: Path, out: Pa
             board = seeds.groupby(["method", "config"]).agg(mean=("value", "mean"), ci95=("value", aggregate.ci95), seeds=("seed", "nunique")).reset_index()
             board["cards"] = [", ".join(sorted(set(block[block["config"] == c]["card"]))) for c in board["config"]]
             board = board.sort_values("mean", ascending=direction[metric] == "lower").reset_index(drop=True)
-            board.index += 1
+            board.index = pd.RangeIndex(1, len(board) + 1, name="rank")
             board[metric] = [f"{m:.2f} ± {c:.2f}" if c == c else f"{m:.2f}" for m, c in zip(board["mean"], board["ci95"])]
-            lines += [f"## {dataset} · {setting}", "", board[["method", metric, "seeds", "config", "cards"]].to_markdown(index_label="rank"), ""]
+            lines += [f"## {dataset} · {setting}", "", board[["method", metric, "seeds", "config", "cards"]].to_markdown(), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -31,19 +31,21 @@ def tracking_uri(results: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(results / 'mlflow.db').resolve()}"
 
 
-def track(card: Card, scale: str, record_paths: list[Path], results: Path, attachments: list[Path] = ()) -> dict:
-    """Import `record_paths` into experiment `card.id`, and the table and plots into TABLES_EXPERIMENT."""
+def track(card: Card, scale: str, records: list[dict], results: Path, attachments: list[Path] = ()) -> dict:
+    """Import a card's records (as `aggregate.load_records` gives them: the record seen through the
+    card) into experiment `card.id`, and its plots into TABLES_EXPERIMENT."""
     with _store_lock(results):
         client = _client(results)
         exp_id = _experiment(client, card.id, results)
         existing = _runs_by_key(client, exp_id, scale)
         counts = {"created": 0, "unchanged": 0, "replaced": 0}
         run_ids = {}
-        for path in record_paths:
-            rec = record.read(path)
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for rec in records:
+            path = Path(rec["path"])
+            view = json.dumps([rec["cell"], rec["method_label"], card.spec.benchmark]).encode()  # the card's names are tags too
+            sha = hashlib.sha256(path.read_bytes() + view).hexdigest()[:16]
             key = f"{scale}/{rec['cell']}"
-            run_ids[key] = _upsert(client, exp_id, key, sha, existing.get(key, []), counts, lambda run_id: _log_cell(client, run_id, rec, path))
+            run_ids[key] = _upsert(client, exp_id, key, sha, existing.get(key, []), counts, lambda run_id: _log_cell(client, run_id, rec, path, card))
         if attachments:
             table_exp = _experiment(client, TABLES_EXPERIMENT, results)
             key = f"{card.id}/{scale}"
@@ -69,12 +71,12 @@ def _upsert(client, exp_id: str, key: str, sha: str, runs: list, counts: dict, l
     return run.info.run_id
 
 
-def _log_cell(client, run_id: str, rec: dict, path: Path) -> None:
+def _log_cell(client, run_id: str, rec: dict, path: Path, card: Card) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
     tags = {
-        "paper": rec["card"], "card": rec["card"], "family": rec["family"], "benchmark": rec.get("benchmark", ""),
-        "method": rec["method"], "method_registry": rec["config"]["method"], "dataset": rec["dataset"],
+        "paper": rec["card"], "card": rec["card"], "family": rec["family"], "benchmark": card.spec.benchmark,
+        "method": rec["method"], "method_label": rec["method_label"], "method_registry": rec["config"]["method"], "dataset": rec["dataset"],
         "setting": rec["setting"], "seed": str(rec["seed"]), "config_hash": rec["config_hash"],
         "git_sha": rec.get("git_sha", ""), "status": rec["status"], "reason": rec.get("reason", "")[:5000],
         "device": rec.get("device", ""), "slurm_job_id": rec.get("slurm_job_id") or "",

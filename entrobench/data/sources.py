@@ -5,33 +5,68 @@
   set is not available offline, so the source model trains on a fixed 6000-image part of the
   test set and is evaluated on the other 4000; these numbers are not comparable with results
   that train on the official training set.
+- "cifar10": the python release, <data_root>/cifar-10-batches-py/. With data_batch_1..5 there,
+  x_train comes from the 50,000 training images and x_test from test_batch; with test_batch
+  alone, its 10,000 images are split 6000/4000 as the MNIST test set is. CIFAR-10-C is made from
+  those same 10,000 test images, so a Fisher computed on the 6000 part has seen clean versions of
+  images in the corrupted stream.
+- "imagenet_val": the ImageNet validation set as ImageFolder lays it out,
+  <data_root>/imagenet/val/<wnid>/*.JPEG, split 60/40 (30,000 / 20,000) like the MNIST test set.
+  ImageNet-C is made from these images; EATA's own code also takes its Fisher images from them.
 - load_corrupted("cifar10_c"): the released CIFAR-10-C arrays (Hendrycks & Dietterich 2019),
   <data_root>/CIFAR-10-C/<corruption>.npy; fetch them with `python -m entrobench.data.download`.
+- load_corrupted("imagenet_c"): the released ImageNet-C JPEGs,
+  <data_root>/ImageNet-C/<corruption>/<severity>/<wnid>/*.JPEG (1000 wnid folders, 50 images each).
+
+ImageNet images (clean and corrupted) go through the papers' evaluation transform, torchvision's
+Resize(256) + CenterCrop(224) + ToTensor re-done with Pillow: float32 (3, 224, 224) in [0, 1].
+The ImageNet mean/std normalization is not applied here: the models do it in their forward
+(entrobench.models.zoo), so every set reaches a model as [0, 1] images. Only the images asked for
+are decoded, but they are returned in memory: 50,000 of them take 30 GB as float32, which is the
+caller's concern (ask for fewer with n / n_train / n_test).
 
 A missing file raises DataUnavailable, whose message is the reason a table shows for the cell.
 """
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import os
+import pickle
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+try:
+    from numpy._core.multiarray import _reconstruct  # rebuilds the arrays inside CIFAR-10's pickles
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct
+
 from entrobench.data.corruptions import CORRUPTIONS, SEVERITIES
 
 DATA_ROOT_ENV = "ENTROBENCH_DATA_ROOT"
-CLEAN_SETS = ("digits", "mnist")
-CORRUPTED_SETS = ("cifar10_c",)
+CLEAN_SETS = ("digits", "mnist", "cifar10", "imagenet_val")
+CORRUPTED_SETS = ("cifar10_c", "imagenet_c")
 
 # name: (train part, test part) of the fixed permutation split
 _SPLIT_SIZES = {"digits": (1200, 597), "mnist": (6000, 4000)}
+TRAIN_SHARE = 0.6  # a set split from one part gives it 60% to train, as MNIST's 6000/4000
 MNIST_DIR = "mnist_test"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+CIFAR10_DIR = "cifar-10-batches-py"
+CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_C_DIR = "CIFAR-10-C"
 CIFAR10_C_PER_SEVERITY = 10_000
+IMAGENET_VAL_DIR = Path("imagenet") / "val"
+IMAGENET_C_DIR = "ImageNet-C"
+IMAGENET_CLASSES = 1000  # wnid folders a tree must hold: labels are their sorted positions
+IMAGENET_C_ORDER_SEED = 0  # load_corrupted("imagenet_c", n=...) takes the first n of this permutation
+RESIZE, CROP = 256, 224  # torchvision Resize(256) + CenterCrop(224)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # ImageFolder's
+_DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 class DataUnavailable(Exception):
@@ -40,12 +75,12 @@ class DataUnavailable(Exception):
 
 @dataclass(frozen=True)
 class CleanSplit:
-    x_train: np.ndarray  # float32 (N, 1, H, W) in [0, 1]
+    x_train: np.ndarray  # float32 (N, C, H, W) in [0, 1]
     y_train: np.ndarray  # int64 (N,)
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
-    fingerprint: str  # 16 hex of sha256 over the raw source arrays (not the split)
+    fingerprint: str  # 16 hex of sha256 over the raw source (not the split); see each reader
 
 
 def default_data_root() -> Path | None:
@@ -58,23 +93,31 @@ def default_data_root() -> Path | None:
 
 
 def load_clean(name: str, data_root: Path | None, n_train: int | None, n_test: int | None, split_seed: int = 0) -> CleanSplit:
-    """A fixed permutation split of a clean image set; n_train / n_test take at most that many of
-    the first images of each part (None: all of it)."""
+    """A fixed permutation split of a clean image set; n_train / n_test take the first images of
+    each part (None: all of it). A set with its own training part (CIFAR-10 with its five
+    training batches) keeps the official split and permutes each part."""
+    if name == "imagenet_val":
+        return _load_imagenet_val(data_root, n_train, n_test, split_seed)
     if name == "digits":
         images, labels, fingerprint = _read_digits()
     elif name == "mnist":
         images, labels, fingerprint = _read_mnist_test(data_root)
+    elif name == "cifar10":
+        parts, fingerprint = _read_cifar10(data_root)
+        if len(parts) == 2:  # the official training set and test set
+            (x_train, y_train), (x_test, y_test) = parts
+            rng = np.random.default_rng(split_seed)
+            train = rng.permutation(len(y_train))[: _count("n_train", n_train, len(y_train), name)]
+            test = rng.permutation(len(y_test))[: _count("n_test", n_test, len(y_test), name)]
+            return CleanSplit(_images(x_train[train]), y_train[train], _images(x_test[test]), y_test[test], 10, fingerprint)
+        images, labels = parts[0]
     else:
         raise ValueError(f"unknown clean image set {name!r} (expected one of: {', '.join(CLEAN_SETS)})")
-    size_train, size_test = _SPLIT_SIZES[name]
-    n_train = _count("n_train", n_train, size_train, name)
-    n_test = _count("n_test", n_test, size_test, name)
-    order = np.random.default_rng(split_seed).permutation(len(labels))
-    train, test = order[:size_train][:n_train], order[size_train:][:n_test]
+    train, test = _split(name, len(labels), n_train, n_test, split_seed)
     return CleanSplit(
-        x_train=np.ascontiguousarray(images[train]),
+        x_train=_images(images[train]),
         y_train=labels[train],
-        x_test=np.ascontiguousarray(images[test]),
+        x_test=_images(images[test]),
         y_test=labels[test],
         n_classes=10,
         fingerprint=fingerprint,
@@ -84,14 +127,21 @@ def load_clean(name: str, data_root: Path | None, n_train: int | None, n_test: i
 def load_corrupted(
     name: str, data_root: Path | None, corruption: str, severity: int, n: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A released pre-corrupted benchmark: x float32 (n, 3, 32, 32) in [0, 1], y int64 (n,).
-    n: the first n images of that severity (None: all 10,000)."""
+    """A released pre-corrupted benchmark: x float32 (n, 3, H, W) in [0, 1], y int64 (n,).
+
+    - "cifar10_c": 32x32; n takes the first n images of that severity (None: all 10,000).
+    - "imagenet_c": 224x224 after Resize(256) + CenterCrop(224); n takes the first n of a fixed
+      seed-0 permutation of all the severity's images (the same images, in the same order, for
+      every corruption and severity), so a subset spans many classes. None: all 50,000, 30 GB as
+      float32. Only the n chosen images are decoded, in that order."""
     if name not in CORRUPTED_SETS:
         raise ValueError(f"unknown corrupted benchmark {name!r} (expected one of: {', '.join(CORRUPTED_SETS)})")
     if corruption not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {corruption!r} (expected one of: {', '.join(CORRUPTIONS)})")
     if isinstance(severity, bool) or severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(map(str, SEVERITIES))}, got {severity!r}")
+    if name == "imagenet_c":
+        return _load_imagenet_c(data_root, corruption, severity, n)
     folder = _require_root(data_root, "CIFAR-10-C") / CIFAR10_C_DIR
     images_path, labels_path = folder / f"{corruption}.npy", folder / "labels.npy"
     for path in (images_path, labels_path):
@@ -115,6 +165,58 @@ def load_corrupted(
     x = np.asarray(images[start : start + n]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     y = np.asarray(labels[start : start + n]).astype(np.int64)
     return np.ascontiguousarray(x), y
+
+
+def _load_imagenet_c(data_root: Path | None, corruption: str, severity: int, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    folder = _require_root(data_root, "ImageNet-C") / IMAGENET_C_DIR / corruption / str(severity)
+    if not folder.is_dir():
+        raise DataUnavailable(
+            f"ImageNet-C not found at {folder} (see README: Data; the release unpacks to "
+            f"ImageNet-C/<corruption>/<severity>/<wnid>/*.JPEG)"
+        )
+    paths, labels, _ = _list_image_tree(folder)
+    n = _count("n", n, len(paths), "imagenet_c")
+    order = np.random.default_rng(IMAGENET_C_ORDER_SEED).permutation(len(paths))[:n]
+    return _read_imagenet_images([paths[i] for i in order]), labels[order]
+
+
+def _load_imagenet_val(data_root: Path | None, n_train: int | None, n_test: int | None, split_seed: int) -> CleanSplit:
+    folder = _require_root(data_root, "ImageNet validation set") / IMAGENET_VAL_DIR
+    if not folder.is_dir():
+        raise DataUnavailable(
+            f"ImageNet validation set not found at {folder} (see README: Data; expected one folder "
+            f"per wnid, {folder}/<wnid>/*.JPEG, as torchvision's ImageFolder reads it)"
+        )
+    paths, labels, fingerprint = _list_image_tree(folder)
+    train, test = _split("imagenet_val", len(paths), n_train, n_test, split_seed)
+    return CleanSplit(
+        x_train=_read_imagenet_images([paths[i] for i in train]),
+        y_train=labels[train],
+        x_test=_read_imagenet_images([paths[i] for i in test]),
+        y_test=labels[test],
+        n_classes=IMAGENET_CLASSES,
+        fingerprint=fingerprint,
+    )
+
+
+def _split(name: str, total: int, n_train: int | None, n_test: int | None, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the train and test parts of a fixed permutation of `total` images, capped."""
+    if name in _SPLIT_SIZES:
+        size_train, size_test = _SPLIT_SIZES[name]
+    else:
+        size_train = round(TRAIN_SHARE * total)
+        size_test = total - size_train
+    n_train = _count("n_train", n_train, size_train, name)
+    n_test = _count("n_test", n_test, size_test, name)
+    order = np.random.default_rng(split_seed).permutation(total)
+    return order[:size_train][:n_train], order[size_train:][:n_test]
+
+
+def _images(x: np.ndarray) -> np.ndarray:
+    """uint8 or float images -> contiguous float32 in [0, 1]."""
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    return np.ascontiguousarray(x)
 
 
 # --- readers ---------------------------------------------------------------------------------------
@@ -167,6 +269,135 @@ def _parse_idx(raw: bytes, path: Path, magic: int, dims: int) -> np.ndarray:
     if data.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says {shape}, found {data.size} bytes of data")
     return data.reshape(shape)
+
+
+def _read_cifar10(data_root: Path | None) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """[(train images, labels), (test images, labels)] with all five training batches, else
+    [(test images, labels)]; images uint8 (N, 3, 32, 32). Fingerprint: sha256 over the pixel
+    bytes and labels of the batches read, in order."""
+    folder = _require_root(data_root, "CIFAR-10") / CIFAR10_DIR
+    test_path = folder / "test_batch"
+    if not test_path.is_file():
+        raise DataUnavailable(
+            f"CIFAR-10 not found at {test_path} (see README: Data; the python release "
+            f"cifar-10-python.tar.gz unpacks to {CIFAR10_DIR}/)"
+        )
+    present = [b for b in CIFAR10_TRAIN_BATCHES if (folder / b).is_file()]
+    if present and len(present) < len(CIFAR10_TRAIN_BATCHES):
+        missing = [b for b in CIFAR10_TRAIN_BATCHES if b not in present]
+        raise ValueError(
+            f"{folder}: has {', '.join(present)} but not {', '.join(missing)}: an incomplete copy? "
+            f"Restore them, or remove all five to split test_batch instead"
+        )
+    h = hashlib.sha256()
+    batches = [_read_cifar10_batch(folder / b, h) for b in present]
+    test = _read_cifar10_batch(test_path, h)
+    parts = [tuple(np.concatenate(a) for a in zip(*batches)), test] if batches else [test]
+    return parts, h.hexdigest()[:16]
+
+
+def _read_cifar10_batch(path: Path, digest) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {err})") from err
+    # each row: 1024 red, 1024 green, 1024 blue values, rows of 32 pixels
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.shape != data.shape[:1]:
+        raise ValueError(
+            f"{path}: expected uint8 (N, 3072) data with N labels, got {data.dtype} {data.shape} and {labels.shape}"
+        )
+    if labels.size and not (labels.min() >= 0 and labels.max() <= 9):
+        raise ValueError(f"{path}: labels must be 0..9, got {labels.min()}..{labels.max()}")
+    digest.update(data.tobytes())
+    digest.update(labels.astype(np.int64).tobytes())
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """The CIFAR-10 release is a pickle (Python 2, protocol 2). Only what its batches hold may be
+    rebuilt (dicts, lists, bytes, numpy arrays), so a tampered file cannot run code."""
+
+    _GLOBALS = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # as the release names it
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # as numpy >= 2 writes it
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # bytes re-pickled by Python 3 at protocol 2
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._GLOBALS[module, name]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
+
+
+def _list_image_tree(folder: Path) -> tuple[list[Path], np.ndarray, str]:
+    """ImageFolder's order: wnid folders sorted (label = position), files sorted within each.
+    Fingerprint: sha256 over relative paths and byte sizes (hashing 6 GB of JPEGs would take minutes)."""
+    wnids = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    if not wnids:
+        raise DataUnavailable(f"no class folders in {folder} (see README: Data; expected <wnid>/*.JPEG)")
+    if len(wnids) != IMAGENET_CLASSES:
+        raise ValueError(
+            f"{folder}: expected {IMAGENET_CLASSES} class folders (one per wnid), found {len(wnids)}; "
+            f"a partial copy would shift every label after a missing class"
+        )
+    paths, labels, h = [], [], hashlib.sha256()
+    for label, wnid in enumerate(wnids):
+        entries = sorted(
+            (e for e in os.scandir(folder / wnid) if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)),
+            key=lambda e: e.name,
+        )
+        if not entries:
+            raise ValueError(f"{folder / wnid}: no images in this class folder")
+        for e in entries:
+            paths.append(Path(e.path))
+            h.update(f"{wnid}/{e.name}:{e.stat().st_size}\n".encode())
+        labels += [label] * len(entries)
+    return paths, np.asarray(labels, dtype=np.int64), h.hexdigest()[:16]
+
+
+def _read_imagenet_images(paths: list[Path]) -> np.ndarray:
+    """float32 (len(paths), 3, 224, 224) in [0, 1], decoded on threads (Pillow releases the GIL
+    while it decodes and resizes); the order is that of `paths`."""
+    out = np.empty((len(paths), 3, CROP, CROP), dtype=np.float32)
+
+    def read(i: int) -> None:
+        out[i] = _resize_crop(paths[i])
+
+    with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
+        list(pool.map(read, range(len(paths))))  # list(): re-raises a worker's error here
+    return out
+
+
+def _resize_crop(path: Path) -> np.ndarray:
+    """torchvision's ImageFolder loader + Resize(256) + CenterCrop(224) + ToTensor, with Pillow:
+    RGB, short side to 256 (bilinear; Pillow filters over the whole footprint when it shrinks,
+    which is torchvision's antialias=True for PIL images), centre 224x224, (3, 224, 224) / 255."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path}: not a readable image ({err})") from err
+    (width, height), (left, top) = _resize_crop_geometry(*rgb.size)
+    rgb = rgb.resize((width, height), Image.Resampling.BILINEAR).crop((left, top, left + CROP, top + CROP))
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def _resize_crop_geometry(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((width, height) after Resize(256), (left, top) of CenterCrop(224)), as torchvision computes
+    them: the long side is truncated, int(256 * long / short), and the offsets are
+    int(round((side - 224) / 2)), Python's round (half to even)."""
+    if width <= height:
+        new_w, new_h = RESIZE, int(RESIZE * height / width)
+    else:
+        new_w, new_h = int(RESIZE * width / height), RESIZE
+    return (new_w, new_h), (int(round((new_w - CROP) / 2.0)), int(round((new_h - CROP) / 2.0)))
 
 
 def _require_root(data_root: Path | None, what: str) -> Path:

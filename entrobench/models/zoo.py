@@ -1,11 +1,22 @@
 """Architectures, built by name: `build_model(arch, norm, n_classes, in_channels)`.
 
+Every model takes images in [0, 1]; a model trained on normalized inputs normalizes inside its
+forward, so the data readers (entrobench.data.sources) never do.
+
 - "small_cnn" (norm "bn" or "gn"): the smoke-scale CNN of shared/notes/tta-smoke.md,
   122,090 parameters for 10 classes and 1 channel, 320 of them norm affine.
 - "wrn28_10" (norm "bn"): WideResNet-28-10, the RobustBench "Standard" CIFAR-10 model used at
   full scale by Tent and EATA. Module names match RobustBench's
   model_zoo/architectures/wide_resnet.py, so its Standard.pt state dict loads (see
-  `robustbench_state_dict`); inputs are [0, 1] images, no normalization layer.
+  `robustbench_state_dict`). RobustBench builds Standard as a plain WideResNet(28, 10), with no
+  mean/std layer, and feeds it CIFAR-10-C as uint8 / 255: inputs are [0, 1] images, unnormalized.
+- "resnet50" (norm "bn" or "gn"): ResNet-50 v1.5 (bottleneck, [3, 4, 6, 3], stride on the 3x3
+  conv), the ImageNet-C source model of Tent, EATA, SAR and DeYO. With "bn" its state-dict keys are
+  torchvision's `resnet50` (conv1, bn1, layer1.0.conv1 ... layer4.2.bn3, layerN.0.downsample.0/1,
+  fc); with "gn" they are timm's `resnet50_gn` (the same names, GroupNorm with 32 groups in place
+  of every BatchNorm, so no running statistics). The ImageNet mean/std normalization sits in
+  forward as non-persistent buffers: absent from the state dict, so published weights load with
+  strict=True, and the model takes [0, 1] images like the others.
 """
 from __future__ import annotations
 
@@ -19,8 +30,12 @@ from torch import nn
 ARCHITECTURES: dict[str, tuple[str, ...]] = {  # name: the norms it can be built with
     "small_cnn": ("bn", "gn"),
     "wrn28_10": ("bn",),
+    "resnet50": ("bn", "gn"),
 }
-GN_GROUPS = 8
+GN_GROUPS = 8  # small_cnn
+RESNET50_GN_GROUPS = 32  # timm's GroupNorm default (timm/layers/norm.py), which resnet50_gn uses
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's and timm's ImageNet constants
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def build_model(arch: str, norm: str, n_classes: int, in_channels: int) -> nn.Module:
@@ -30,11 +45,13 @@ def build_model(arch: str, norm: str, n_classes: int, in_channels: int) -> nn.Mo
         raise ValueError(f"{arch} has no norm {norm!r} (expected one of: {', '.join(ARCHITECTURES[arch])})")
     if arch == "small_cnn":
         return SmallCNN(norm, n_classes, in_channels)
+    if arch == "resnet50":
+        return ResNet50(norm, n_classes, in_channels)
     return WideResNet(depth=28, widen_factor=10, n_classes=n_classes, in_channels=in_channels)
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-    return nn.BatchNorm2d(channels) if kind == "bn" else nn.GroupNorm(GN_GROUPS, channels)
+def _norm(kind: str, channels: int, groups: int = GN_GROUPS) -> nn.Module:
+    return nn.BatchNorm2d(channels) if kind == "bn" else nn.GroupNorm(groups, channels)
 
 
 class SmallCNN(nn.Module):
@@ -124,8 +141,80 @@ class WideResNet(nn.Module):
         return self.fc(out.mean(dim=(2, 3)))  # = avg_pool2d(8) on 32x32 inputs
 
 
+class Bottleneck(nn.Module):
+    """1x1 conv - N - ReLU - 3x3 conv (stride here: v1.5) - N - ReLU - 1x1 conv (x4 width) - N, plus
+    the shortcut (1x1 conv - N when the width or stride changes), then ReLU. torchvision's names."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int, norm: str):
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = _norm(norm, planes, RESNET50_GN_GROUPS)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = _norm(norm, planes, RESNET50_GN_GROUPS)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = _norm(norm, out_planes, RESNET50_GN_GROUPS)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_planes != out_planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False), _norm(norm, out_planes, RESNET50_GN_GROUPS)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(nn.Module):
+    """ResNet-50 (He et al. 2016) as torchvision builds it: 7x7/2 conv - N - ReLU - 3x3/2 max pool,
+    four stages of 3, 4, 6, 3 bottlenecks (widths 64..512, x4 out), global average pool, linear.
+    Inputs are [0, 1] RGB images, normalized here with the ImageNet mean/std. Any side works
+    (the head pools globally); 224 is the papers' and the weights' size, 32 the smallest that
+    keeps a 1x1 map at the last stage."""
+
+    def __init__(self, norm: str, n_classes: int = 1000, in_channels: int = 3):
+        super().__init__()
+        if in_channels != 3:
+            raise ValueError(f"resnet50 normalizes with the ImageNet RGB mean/std: in_channels must be 3, got {in_channels}")
+        # non-persistent: kept out of the state dict, so torchvision / timm weights load strictly
+        self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = _norm(norm, 64, RESNET50_GN_GROUPS)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        in_planes = 64
+        for i, (planes, blocks, stride) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2)), start=1):
+            layer = []
+            for b in range(blocks):
+                layer.append(Bottleneck(in_planes, planes, stride if b == 0 else 1, norm))
+                in_planes = planes * Bottleneck.expansion
+            self.add_module(f"layer{i}", nn.Sequential(*layer))
+        self.fc = nn.Linear(in_planes, n_classes)
+        for m in self.modules():  # torchvision's initialisation (no zero-init of the last norm)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [0, 1] -> (B, n_classes)
+        x = (x - self.input_mean) / self.input_std
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean(dim=(2, 3)))  # = AdaptiveAvgPool2d(1) + flatten
+
+
 def robustbench_state_dict(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     """The state dict inside a RobustBench checkpoint: unwraps {"state_dict": ...} and strips the
-    "module." prefix that DataParallel training leaves, as RobustBench's own loader does."""
+    "module." prefix that DataParallel training leaves, as RobustBench's own loader does. A plain
+    state dict passes through unchanged: torchvision's released ResNet-50 files (resnet50-*.pth)
+    and timm's resnet50_gn file are plain state dicts, so torch.load(path, weights_only=True) of
+    either loads into build_model("resnet50", ...) through this function with strict=True."""
     state = checkpoint.get("state_dict", checkpoint)
     return {k.removeprefix("module."): v for k, v in state.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from entrobench import record, tracking
+from entrobench import aggregate, record, tracking
 from entrobench.card import load_card
 from entrobench.cells import cell_config, expand
 
@@ -23,14 +23,16 @@ def fake_records(card_id: str, results: Path, error: float = 10.0) -> list[Path]
     for cell in expand(scaled):
         config = cell_config(scaled, cell)
         rec = {
-            "card": card.id, "family": "tta", "benchmark": card.spec.benchmark, "scale": "tiny", "cell": cell.key,
-            "dataset": cell.dataset, "setting": cell.setting, "method": cell.method, "method_label": cell.method,
-            "seed": cell.seed, "config": config, "config_hash": "abc", "status": "ok", "wall_s": 1.0, "peak_mem_mb": 100.0,
+            "family": "tta", "scale": "tiny", "dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed, "config": config, "config_hash": "abc", "status": "ok", "wall_s": 1.0, "peak_mem_mb": 100.0,
             "metrics": {"error_pct": error + cell.seed, "error_pct/gaussian_noise": error},
             "curves": {"entropy_mean": [1.0, 0.9, 0.8]},
         }
         paths.append(record.write(cell.record_path(results), rec))
     return paths
+
+
+def card_records(card, results: Path) -> list[dict]:
+    return aggregate.load_records(card, "tiny", results)
 
 
 def runs(results: Path, experiment: str) -> list:
@@ -49,9 +51,9 @@ def local_store(monkeypatch):
 def test_one_run_per_cell_and_no_duplicates_on_rerun(tmp_path):
     card = load_card(REPO / "configs" / "tta" / "eata_niu2022.yaml")
     paths = fake_records(card.id, tmp_path)
-    first = tracking.track(card, "tiny", paths, tmp_path)
+    first = tracking.track(card, "tiny", card_records(card, tmp_path), tmp_path)
     assert first["created"] == len(paths) == 10
-    again = tracking.track(card, "tiny", paths, tmp_path)
+    again = tracking.track(card, "tiny", card_records(card, tmp_path), tmp_path)
     assert again["created"] == 0 and again["unchanged"] == 10
     found = runs(tmp_path, card.id)
     assert len(found) == 10
@@ -63,11 +65,11 @@ def test_one_run_per_cell_and_no_duplicates_on_rerun(tmp_path):
 def test_changed_record_replaces_its_run(tmp_path):
     card = load_card(REPO / "configs" / "tta" / "eata_niu2022.yaml")
     paths = fake_records(card.id, tmp_path)
-    tracking.track(card, "tiny", paths, tmp_path)
+    tracking.track(card, "tiny", card_records(card, tmp_path), tmp_path)
     rec = json.loads(paths[0].read_text())
     rec["metrics"]["error_pct"] = 99.0
     record.write(paths[0], rec)
-    summary = tracking.track(card, "tiny", paths, tmp_path)
+    summary = tracking.track(card, "tiny", card_records(card, tmp_path), tmp_path)
     assert summary["replaced"] == 1 and summary["unchanged"] == 9
     found = runs(tmp_path, card.id)
     assert len(found) == 10
@@ -76,13 +78,13 @@ def test_changed_record_replaces_its_run(tmp_path):
 
 def _track_in_child(card_id: str, results: str) -> None:
     card = load_card(REPO / "configs" / "tta" / f"{card_id}.yaml")
-    tracking.track(card, "tiny", [c.record_path(results) for c in expand(card.scale("tiny"))], Path(results))
+    tracking.track(card, "tiny", card_records(card, Path(results)), Path(results))
 
 
 def test_parallel_imports_lose_nothing(tmp_path):
     cards = ["eata_niu2022", "sar_niu2023", "deyo_lee2024"]
     for card_id in cards:
-        fake_records(card_id, tmp_path)
+        fake_records(card_id, tmp_path)  # cards that agree on a cell share its record; each card still gets its run
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_track_in_child, args=(c, str(tmp_path))) for c in cards]
     for p in procs:

@@ -1,19 +1,36 @@
-# One cell = one method on one dataset, setting and seed. The method's file is an input and the
-# cell's config hash a param, so editing a method, or one of its parameters in a card, reruns
-# exactly the cells that use it.
+# One cell = one method on one dataset, setting and seed. Its record is named by its content
+# (method and config hash, see entrobench/cells.py): cards that agree on a cell share one job,
+# and changing a method parameter in a card gives new paths for exactly the cells that use it.
+# The method's file and the protocol's code are inputs, so editing them reruns their cells.
 from methods import registry
 
 
-def cell_of(wildcards):
-    return Cell(wildcards.card, wildcards.scale, wildcards.dataset, wildcards.setting, wildcards.method, int(wildcards.seed))
+def _cell_owners():
+    """Record path -> (card, scale, cell) for every card at every scale: the first card to ask
+    for a record runs it."""
+    owners = {}
+    for card in CARDS.values():
+        for scale in card.spec.scales:
+            for cell in cells_of(card.id, scale):
+                owners.setdefault(str(cell.record_path()), (card, scale, cell))
+    return owners
+
+
+CELL_OWNERS = _cell_owners()
+
+
+def _owner(wildcards):
+    path = f"results/cells/{wildcards.scale}/{wildcards.dataset}/{wildcards.setting}/{wildcards.run}/seed{wildcards.seed}.json"
+    if path not in CELL_OWNERS:
+        raise ValueError(f"no card asks for {path}")
+    return CELL_OWNERS[path]
 
 
 def cell_inputs(wildcards):
-    s = scaled(wildcards.card, wildcards.scale)
-    card = s.card
-    entry = card.method(wildcards.method)
-    inputs = card.family.cell_inputs(s.protocol, s.setting(wildcards.setting), wildcards.dataset)
-    inputs["method_code"] = str(registry.source_file(entry.method or f"{card.spec.family}/{entry.name}"))
+    card, scale, cell = _owner(wildcards)
+    s = scaled(card.id, scale)
+    inputs = card.family.cell_inputs(s.protocol, s.setting(cell.setting), cell.dataset)
+    inputs["method_code"] = str(registry.source_file(cell.method_registry))
     inputs["protocol_code"] = str(REPO / "entrobench" / "protocols" / card.spec.family / "run.py")
     return inputs
 
@@ -27,18 +44,17 @@ rule run_cell:
     input:
         unpack(cell_inputs),
     output:
-        "results/{card}/{scale}/cells/{dataset}/{setting}/{method}/seed{seed}.json",
+        "results/cells/{scale}/{dataset}/{setting}/{run}/seed{seed}.json",
     log:
-        "results/{card}/{scale}/logs/{dataset}/{setting}/{method}/seed{seed}.log",
+        "results/cells/{scale}/{dataset}/{setting}/{run}/seed{seed}.log",
     params:
-        card=card_path,
-        config_hash=lambda wc: config_hash(scaled(wc.card, wc.scale), cell_of(wc)),
+        card=lambda wc: str(_owner(wc)[0].path),
+        cell=lambda wc: _owner(wc)[2].key,
         inputs=cell_input_args,
     threads: 1
     resources:
-        mem_mb=lambda wc: scaled(wc.card, wc.scale).resources.get("mem_mb", 2000),
-        runtime=lambda wc: scaled(wc.card, wc.scale).resources.get("runtime", 30),
+        mem_mb=lambda wc: scaled(_owner(wc)[0].id, wc.scale).resources.get("mem_mb", 2000),
+        runtime=lambda wc: scaled(_owner(wc)[0].id, wc.scale).resources.get("runtime", 30),
     shell:
-        "{PY} -m entrobench run-cell --card {params.card} --scale {wildcards.scale}"
-        " --cell {wildcards.dataset}/{wildcards.setting}/{wildcards.method}/seed{wildcards.seed}"
+        "{PY} -m entrobench run-cell --card {params.card} --scale {wildcards.scale} --cell {params.cell}"
         " {DATA_ROOT_ARG} {params.inputs} --threads {threads} --out {output} 2> {log}"

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from entrobench.card import CardError, SCALES, load_cards  # noqa: E402
-from entrobench.cells import Cell, config_hash, expand  # noqa: E402
+from entrobench.cells import expand  # noqa: E402
 from entrobench.data.sources import default_data_root  # noqa: E402
 
 PY = shlex.quote(sys.executable)
@@ -34,6 +34,7 @@ wildcard_constraints:
     setting="[^/]+",
     method="[^/]+",
     seed=r"\d+",
+    run=r"[a-z0-9_]+\.[a-z0-9_]+-[0-9a-f]{12}",
     hash="[0-9a-f]{12}",
 
 
@@ -48,6 +49,7 @@ def card_path(wildcards):
     return str(CARDS[wildcards.card].path)
 
 
+@cache
 def cells_of(card_id, scale):
     return expand(scaled(card_id, scale))
 

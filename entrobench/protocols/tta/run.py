@@ -140,7 +140,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     method = method_cls(model, method_cls.Params(**config["params"]), source["n_classes"])
     method.prepare(torch.from_numpy(arrays["x_train"][: protocol.fisher_samples]).to(device))
 
-    per_domain, curves = {}, {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct")}
+    per_domain, curves = {}, {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct", "backward_passes")}
     adapt_s, resets = 0.0, 0
     window: list[int] = []
     for d, corruption in enumerate(protocol.corruptions):
@@ -169,6 +169,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
                 curves["used_frac"].append(stats["used_frac"])
                 curves["majority_frac"].append(np.bincount(window).max() / len(window))
                 curves["error_pct"].append(100.0 * float((preds != yb).mean()))
+                curves["backward_passes"].append(stats["backward_passes"])
             progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {100 * errors / min(len(x), start + len(yb)):.1f}%")
         preds_all = np.concatenate(preds_all)
         per_domain[corruption] = {
