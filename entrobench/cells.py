@@ -55,9 +55,13 @@ def expand(scaled: ScaledCard) -> list[Cell]:
             for method in card.spec.methods:
                 probe = Cell(card.id, scaled.scale, dataset, setting.name, method.name, 0)
                 config = cell_config(scaled, probe)
-                digest = content_hash({k: v for k, v in config.items() if k != "seed"})
-                cells += [dataclasses.replace(probe, seed=seed, method_registry=config["method"], digest=digest) for seed in scaled.seeds]
+                cells += [dataclasses.replace(probe, seed=seed, method_registry=config["method"], digest=digest(config)) for seed in scaled.seeds]
     return cells
+
+
+def digest(config: dict) -> str:
+    """The content hash of a cell's config without its seed: the seeds of one run share it."""
+    return content_hash({k: v for k, v in config.items() if k != "seed"})
 
 
 def cell_config(scaled: ScaledCard, cell: Cell) -> dict:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from entrobench import aggregate, record
 from entrobench.card import Card
+from entrobench.cells import digest
 
 
 def render(benchmark: str, cards: list[Card], scale: str, results: Path, out: Path) -> Path:
@@ -23,7 +24,7 @@ def render(benchmark: str, cards: list[Card], scale: str, results: Path, out: Pa
             if rec["status"] == record.OK and metric in rec["metrics"]:
                 rows.append({
                     "dataset": rec["dataset"], "setting": rec["setting"], "method": rec["method_label"],
-                    "config": rec["config_hash"][:8], "card": card.id, "seed": rec["seed"], "metric": metric, "value": rec["metrics"][metric],
+                    "config": digest(rec["config"])[:8], "card": card.id, "seed": rec["seed"], "metric": metric, "value": rec["metrics"][metric],
                 })
     lines = [f"# Leaderboard: {benchmark} ({scale} scale)", "", f"Cards: {', '.join(c.id for c in cards)}. Mean ± 95% CI over seeds; "
              "rows with the same config hash are the same runs, shared by the cards listed.", ""]

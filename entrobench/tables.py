@@ -13,7 +13,7 @@ import pandas as pd
 
 from entrobench import aggregate, record
 from entrobench.card import Card, ClaimEntry, Reported
-from entrobench.claims import NOT_TESTED, Verdict, judge
+from entrobench.claims import HOLDS, NOT_TESTED, Verdict, judge
 
 PAPER_SCALE = "full"
 
@@ -35,7 +35,7 @@ def render(card: Card, scale: str, results: Path, out_dir: Path) -> dict[str, Pa
     summary = aggregate.summarize(df)
     scaled = card.scale(scale)
     blocks = [_block(card, scale, summary, df, dataset, setting.name) for dataset in scaled.datasets for setting in scaled.settings]
-    verdicts = _claims(card, scale, summary, scaled)
+    verdicts = _claims(card, scale, summary, df, scaled)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"md": out_dir / "table.md", "tex": out_dir / "table.tex", "csv": out_dir / "table.csv"}
@@ -105,8 +105,11 @@ def _with_paper(text: str, mean: float, paper: Reported | None) -> str:
 # --- claims --------------------------------------------------------------------------------------
 
 
-def _claims(card: Card, scale: str, summary: pd.DataFrame, scaled) -> list[tuple[ClaimEntry, str, Verdict]]:
+def _claims(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, scaled) -> list[tuple[ClaimEntry, str, Verdict]]:
+    """Each claim on each (dataset, setting) it names: the verdict on the means over seeds, and
+    on how many seeds it holds on its own (a verdict that flips between seeds is noise)."""
     out = []
+    ok = df[(df["status"] == record.OK) & df["metric"].notna()]
     for entry, claim in card.claims:
         for dataset in [entry.dataset] if entry.dataset else scaled.datasets:
             for setting in [entry.setting] if entry.setting else [s.name for s in scaled.settings]:
@@ -120,9 +123,18 @@ def _claims(card: Card, scale: str, summary: pd.DataFrame, scaled) -> list[tuple
                 verdict = judge(claim, values)
                 if verdict.lhs is not None:
                     behind = ", ".join(f"{m}.{k} = {_fmt(values[(m, k)], cis[(m, k)])}" for m, k in dict.fromkeys(claim.references))
-                    verdict = dataclasses.replace(verdict, detail=f"{verdict.detail} ({behind}; n = {int(here['n'].min())} seeds)")
+                    per_seed = _per_seed(claim, ok[(ok["dataset"] == dataset) & (ok["setting"] == setting)])
+                    verdict = dataclasses.replace(verdict, detail=f"{verdict.detail}; {per_seed} ({behind})")
                 out.append((entry, where, verdict))
     return out
+
+
+def _per_seed(claim, cells: pd.DataFrame) -> str:
+    verdicts = []
+    for _, seed_cells in cells.groupby("seed"):
+        values = {(r.method, r.metric): r.value for r in seed_cells.itertuples()}
+        verdicts.append(judge(claim, values).status)
+    return f"holds on {verdicts.count(HOLDS)} of {len(verdicts)} seeds"
 
 
 # --- Markdown ------------------------------------------------------------------------------------

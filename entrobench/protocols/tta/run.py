@@ -6,6 +6,7 @@ next arrives), resetting the model at every corruption unless the setting is con
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -140,45 +141,28 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     method = method_cls(model, method_cls.Params(**config["params"]), source["n_classes"])
     method.prepare(torch.from_numpy(arrays["x_train"][: protocol.fisher_samples]).to(device))
 
-    per_domain, curves = {}, {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct", "backward_passes")}
+    # bf16 needs no loss scaling, unlike fp16: the methods' backward passes run unchanged
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if protocol.amp and device.type == "cuda" else contextlib.nullcontext()
+    per_domain, stream = {}, StreamCurves(protocol.curve_every)
     adapt_s, resets = 0.0, 0
-    window: list[int] = []
     for d, corruption in enumerate(protocol.corruptions):
         x, y = _stream(config, protocol, setting, arrays, corruption, d, data_root)
         if not setting.continual:
             method.reset()
-        errors, used, backward, entropy, preds_all = 0, 0.0, 0.0, 0.0, []
+        tally = DomainTally()
         n_batches = -(-len(x) // setting.batch_size)
         for b, start in enumerate(range(0, len(x), setting.batch_size)):
             xb, yb = torch.from_numpy(x[start : start + setting.batch_size]).to(device), y[start : start + setting.batch_size]
             t0 = time.perf_counter()
-            logits = method.adapt(xb)
+            with autocast:
+                logits = method.adapt(xb)
             adapt_s += time.perf_counter() - t0
-            preds = logits.argmax(1).cpu().numpy()
-            stats = method.last_stats
-            errors += int((preds != yb).sum())
-            used += stats["used_frac"] * len(yb)
-            # EATA's "#backwards": samples back-propagated, counted once per backward pass
-            backward += stats["backward_passes"] * stats["used_frac"] * len(yb)
-            entropy += stats["entropy_mean"] * len(yb)
-            resets += int(stats.get("reset", 0))
-            preds_all.append(preds)
-            window = (window + preds.tolist())[-MAJORITY_WINDOW:]
-            if b % protocol.curve_every == 0:
-                curves["entropy_mean"].append(stats["entropy_mean"])
-                curves["used_frac"].append(stats["used_frac"])
-                curves["majority_frac"].append(np.bincount(window).max() / len(window))
-                curves["error_pct"].append(100.0 * float((preds != yb).mean()))
-                curves["backward_passes"].append(stats["backward_passes"])
-            progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {100 * errors / min(len(x), start + len(yb)):.1f}%")
-        preds_all = np.concatenate(preds_all)
-        per_domain[corruption] = {
-            "error_pct": 100.0 * errors / len(x),
-            "used_pct": 100.0 * used / len(x),
-            "backward_per_1k": 1000.0 * backward / len(x),
-            "majority_frac": float(np.bincount(preds_all).max() / len(preds_all)),
-            "entropy_mean": entropy / len(x),
-        }
+            preds = logits.float().argmax(1).cpu().numpy()
+            tally.add(preds, yb, method.last_stats)
+            stream.add(preds, yb, method.last_stats)
+            resets += int(method.last_stats.get("reset", 0))
+            progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {tally.error_pct():.1f}%")
+        per_domain[corruption] = tally.metrics()
     metrics = {}
     for name in per_domain[protocol.corruptions[0]]:
         values = [per_domain[c][name] for c in protocol.corruptions]
@@ -188,11 +172,62 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     progress.done(f"mean error {metrics['error_pct']:.2f}%")
     return {
         "metrics": metrics,
-        "curves": curves,
+        "curves": stream.curves,
         "data_fingerprint": data_meta.get("fingerprint", ""),
         "device": str(device),
         "source_clean_error_pct": source.get("clean_error_pct"),
     }
+
+
+class DomainTally:
+    """Running sums over one domain's stream, weighted by batch size."""
+
+    def __init__(self):
+        self.n, self.errors, self.used, self.backward, self.entropy = 0, 0, 0.0, 0.0, 0.0
+        self.preds: list[np.ndarray] = []
+
+    def add(self, preds: np.ndarray, y: np.ndarray, stats: dict) -> None:
+        self.n += len(y)
+        self.errors += int((preds != y).sum())
+        self.used += stats["used_frac"] * len(y)
+        # EATA's "#backwards": samples back-propagated, counted once per backward pass
+        self.backward += stats["backward_passes"] * stats["used_frac"] * len(y)
+        self.entropy += stats["entropy_mean"] * len(y)
+        self.preds.append(preds)
+
+    def error_pct(self) -> float:
+        return 100.0 * self.errors / max(self.n, 1)
+
+    def metrics(self) -> dict[str, float]:
+        preds = np.concatenate(self.preds)
+        return {
+            "error_pct": self.error_pct(),
+            "used_pct": 100.0 * self.used / self.n,
+            "backward_per_1k": 1000.0 * self.backward / self.n,
+            "majority_frac": float(np.bincount(preds).max() / len(preds)),
+            "entropy_mean": self.entropy / self.n,
+        }
+
+
+class StreamCurves:
+    """Per-batch curves over the whole stream; the majority-class share over a trailing window
+    (a batch of 1 has a majority of 1 by itself)."""
+
+    def __init__(self, every: int):
+        self.every, self.batches = every, 0
+        self.window: list[int] = []
+        self.curves = {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct", "backward_passes")}
+
+    def add(self, preds: np.ndarray, y: np.ndarray, stats: dict) -> None:
+        self.window = (self.window + preds.tolist())[-MAJORITY_WINDOW:]
+        self.batches += 1
+        if (self.batches - 1) % self.every:
+            return
+        self.curves["entropy_mean"].append(stats["entropy_mean"])
+        self.curves["used_frac"].append(stats["used_frac"])
+        self.curves["majority_frac"].append(float(np.bincount(self.window).max() / len(self.window)))
+        self.curves["error_pct"].append(100.0 * float((preds != y).mean()))
+        self.curves["backward_passes"].append(stats["backward_passes"])
 
 
 def _stream(config, protocol: Protocol, setting: Setting, arrays: dict, corruption: str, d: int, data_root):

@@ -27,6 +27,7 @@ class Protocol:
     train_peak_lr: float = 2e-3  # OneCycle peak learning rate
     fisher_samples: int = 500  # clean in-distribution images handed to prepare() (EATA's Fisher)
     curve_every: int = 1  # keep every n-th batch in the per-batch curves (batch-size-1 streams are long)
+    amp: bool = False  # bf16 autocast for forward and backward when the cell runs on a GPU (ignored on CPU)
 
     def __post_init__(self):
         unknown = [c for c in self.corruptions if c not in CORRUPTIONS]
