@@ -44,22 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_run_cell)
 
     p = sub.add_parser("track", help="mirror a card's records into MLflow (one run per cell, no duplicates)")
-    p.add_argument("--card", type=Path, required=True)
-    p.add_argument("--scale", required=True)
-    p.add_argument("--results", type=Path, default=Path("results"))
+    _card_args(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_track)
 
-    p = sub.add_parser("render", help="aggregate a card's records into its table, claims and plots")
-    p.add_argument("--card", type=Path, required=True)
-    p.add_argument("--scale", required=True)
-    p.add_argument("--results", type=Path, default=Path("results"))
+    p = sub.add_parser("render", help="aggregate a card's records into its table and claims")
+    _card_args(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plots", help="draw a card's plots from its records")
-    p.add_argument("--card", type=Path, required=True)
-    p.add_argument("--scale", required=True)
-    p.add_argument("--results", type=Path, default=Path("results"))
+    _card_args(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_plots)
 
@@ -77,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     except CardError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _card_args(p: argparse.ArgumentParser) -> None:
+    """What every command that reads a card's records takes."""
+    p.add_argument("--card", type=Path, required=True)
+    p.add_argument("--scale", required=True)
+    p.add_argument("--results", type=Path, default=Path("results"))
 
 
 def _cell_args(p: argparse.ArgumentParser, cell: bool) -> None:
