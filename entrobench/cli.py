@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.set_defaults(func=cmd_train_source)
 
+    p = sub.add_parser("corrupt-stream", help="corrupt a dataset's test images once for one seed")
+    _cell_args(p, cell=False)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.set_defaults(func=cmd_corrupt_stream)
+
     p = sub.add_parser("run-cell", help="run one cell and write its record")
     _cell_args(p, cell=True)
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a cached input the family reads")
@@ -112,6 +119,14 @@ def cmd_prepare_data(args) -> int:
     scaled = card.scale(args.scale)
     meta = _family_run(card.spec.family).prepare_data(card.family.data_config(scaled.protocol, args.dataset), args.data_root, args.out)
     print(f"prepare-data {args.dataset}: {meta['status']} {meta.get('reason', '')}", file=sys.stderr)
+    return 0
+
+
+def cmd_corrupt_stream(args) -> int:
+    card = load_card(args.card)
+    config = card.family.stream_config(card.scale(args.scale).protocol, args.dataset, args.seed)
+    meta = _family_run(card.spec.family).corrupt_stream(config, args.data, args.out)
+    print(f"corrupt-stream {args.dataset} seed {args.seed}: {meta['status']} {meta.get('reason', '')}", file=sys.stderr)
     return 0
 
 

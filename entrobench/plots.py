@@ -35,7 +35,7 @@ def _per_domain(card: Card, summary, dataset: str, setting: str, cols: list[str]
     metric = card.spec.table.metric
     here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)].set_index(["method", "metric"])
     methods = card.spec.methods
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(cols) * len(methods) / 3), 3.6))
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(cols) * len(methods) / 3 + 1.5), 3.6))
     width = 0.8 / len(methods)
     x = np.arange(len(cols) + 1)
     for i, entry in enumerate(methods):
@@ -47,7 +47,7 @@ def _per_domain(card: Card, summary, dataset: str, setting: str, cols: list[str]
     unit = card.family.METRICS[metric].unit
     ax.set_ylabel(f"{metric} ({unit})")
     ax.set_title(f"{card.id}: {dataset} · {setting} (mean ± 95% CI over seeds)", fontsize=9)
-    ax.legend(fontsize=7, ncol=min(len(methods), 4))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach the top
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

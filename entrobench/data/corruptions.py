@@ -29,14 +29,7 @@ import scipy.ndimage as ndi
 import scipy.signal
 import scipy.sparse
 
-CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise",                        # noise
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",               # blur
-    "snow", "frost", "fog", "brightness",                                   # weather
-    "contrast", "elastic_transform", "pixelate", "jpeg_compression",        # digital
-)
-SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
-TABLES: tuple[str, ...] = ("auto", "cifar10_c", "imagenet_c", "hybrid")
+from entrobench.data.corruption_types import CORRUPTIONS, SEVERITIES, TABLES  # noqa: F401  (part of this API)
 
 # --- constants, one entry per severity 1..5 --------------------------------------------------------
 

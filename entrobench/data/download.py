@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from entrobench.data.corruptions import CORRUPTIONS
+from entrobench.data.corruption_types import CORRUPTIONS
 from entrobench.data.sources import CIFAR10_C_DIR, DATA_ROOT_ENV, default_data_root
 
 CIFAR10_C_URL = "https://zenodo.org/record/2535967/files/CIFAR-10-C.tar"

@@ -45,7 +45,7 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import _reconstruct
 
-from entrobench.data.corruptions import CORRUPTIONS, SEVERITIES
+from entrobench.data.corruption_types import CORRUPTIONS, SEVERITIES
 
 DATA_ROOT_ENV = "ENTROBENCH_DATA_ROOT"
 CLEAN_SETS = ("digits", "mnist", "cifar10", "imagenet_val")

@@ -29,7 +29,7 @@ def _owner(wildcards):
 def cell_inputs(wildcards):
     card, scale, cell = _owner(wildcards)
     s = scaled(card.id, scale)
-    inputs = card.family.cell_inputs(s.protocol, s.setting(cell.setting), cell.dataset)
+    inputs = card.family.cell_inputs(s.protocol, s.setting(cell.setting), cell.dataset, cell.seed)
     inputs["method_code"] = str(registry.source_file(cell.method_registry))
     inputs["protocol_code"] = str(REPO / "entrobench" / "protocols" / card.spec.family / "run.py")
     return inputs

@@ -4,8 +4,8 @@ from entrobench.protocols.tta import spec as tta
 
 
 def _tta_builds():
-    """Cache path -> (card, scale, dataset, norm) for every TTA card at every scale."""
-    data, source = {}, {}
+    """Cache path -> (card, scale, dataset, norm or seed) for every TTA card at every scale."""
+    data, source, streams = {}, {}, {}
     for card in CARDS.values():
         if card.spec.family != "tta":
             continue
@@ -13,12 +13,14 @@ def _tta_builds():
             s = scaled(card.id, scale)
             for dataset in s.datasets:
                 data.setdefault(tta.data_path(s.protocol, dataset), (card, scale, dataset, None))
+                for seed in s.seeds:
+                    streams.setdefault(tta.stream_path(s.protocol, dataset, seed), (card, scale, dataset, seed))
                 for setting in s.settings:
                     source.setdefault(tta.source_path(s.protocol, dataset, setting.norm), (card, scale, dataset, setting.norm))
-    return data, source
+    return data, source, streams
 
 
-TTA_DATA, TTA_SOURCE = _tta_builds()
+TTA_DATA, TTA_SOURCE, TTA_STREAMS = _tta_builds()
 
 
 def _source_build(wc):
@@ -43,6 +45,27 @@ rule prepare_data:
     shell:
         "{PY} -m entrobench prepare-data --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
         " {DATA_ROOT_ARG} --out {output} 2> {log}"
+
+
+def _stream_build(wc):
+    return TTA_STREAMS[f"{tta.CACHE}/streams/{wc.dataset}-{wc.hash}.npz"]
+
+
+rule corrupt_stream:
+    input:
+        data=lambda wc: tta.data_path(scaled(_stream_build(wc)[0].id, _stream_build(wc)[1]).protocol, wc.dataset),
+        code=REPO / "entrobench" / "data" / "corruptions.py",
+    output:
+        tta.CACHE + "/streams/{dataset}-{hash}.npz",
+    log:
+        tta.CACHE + "/logs/stream-{dataset}-{hash}.log",
+    params:
+        card=lambda wc: str(_stream_build(wc)[0].path),
+        scale=lambda wc: _stream_build(wc)[1],
+        seed=lambda wc: _stream_build(wc)[3],
+    shell:
+        "{PY} -m entrobench corrupt-stream --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
+        " --seed {params.seed} --data {input.data} --out {output} 2> {log}"
 
 
 rule train_source:

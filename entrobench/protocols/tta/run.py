@@ -15,7 +15,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from entrobench.data.corruptions import corrupt
 from entrobench.data.sources import DataUnavailable, load_clean, load_corrupted
 from entrobench.models.zoo import build_model, robustbench_state_dict
 from entrobench.progress import Progress
@@ -49,6 +48,26 @@ def load_prepared(path: Path) -> tuple[dict, dict]:
         meta = json.loads(str(npz["meta"]))
         arrays = {k: npz[k] for k in npz.files if k != "meta"}
     return arrays, meta
+
+
+# --- corrupted streams -------------------------------------------------------------------------
+
+
+def corrupt_stream(config: dict, data_path: Path, out: Path) -> dict:
+    """Corrupt the clean test images once per seed, for every method: one array per corruption."""
+    from entrobench.data.corruptions import corrupt  # scipy: paid by this job only, not by every cell
+
+    arrays, data_meta = load_prepared(data_path)
+    if data_meta["status"] != "ok":
+        _save_npz(out, {}, data_meta)
+        return data_meta
+    streams = {}
+    for d, corruption in enumerate(config["corruptions"]):
+        rng = np.random.default_rng([config["seed"], d])
+        streams[corruption] = corrupt(arrays["x_test"], corruption, config["severity"], rng, table=config["corruption_table"])
+    meta = {"status": "ok", "seed": config["seed"], "fingerprint": data_meta.get("fingerprint", "")}
+    _save_npz(out, {**streams, "y": arrays["y_test"]}, meta)
+    return meta
 
 
 # --- source model ------------------------------------------------------------------------------
@@ -128,8 +147,9 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     """Stream every corruption through the method. Returns metrics, curves and a data fingerprint."""
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
     arrays, data_meta = load_prepared(inputs["data"])
+    streams, stream_meta = load_prepared(inputs["stream"]) if "stream" in inputs else ({}, {"status": "ok"})
     source = torch.load(inputs["source"], map_location="cpu", weights_only=False)
-    for meta in (data_meta, source):
+    for meta in (data_meta, stream_meta, source):
         if meta["status"] != "ok":
             raise Skip(meta["reason"])
 
@@ -146,7 +166,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     per_domain, stream = {}, StreamCurves(protocol.curve_every)
     adapt_s, resets = 0.0, 0
     for d, corruption in enumerate(protocol.corruptions):
-        x, y = _stream(config, protocol, setting, arrays, corruption, d, data_root)
+        x, y = _stream(config, protocol, setting, streams, corruption, d, data_root)
         if not setting.continual:
             method.reset()
         tally = DomainTally()
@@ -230,15 +250,14 @@ class StreamCurves:
         self.curves["backward_passes"].append(stats["backward_passes"])
 
 
-def _stream(config, protocol: Protocol, setting: Setting, arrays: dict, corruption: str, d: int, data_root):
-    """The corrupted test images for one domain, in stream order. Seeded by (seed, domain)."""
-    rng = np.random.default_rng([config["seed"], d])
+def _stream(config, protocol: Protocol, setting: Setting, streams: dict, corruption: str, d: int, data_root):
+    """The corrupted test images for one domain, in stream order. The order is seeded by (seed, domain)."""
     dataset = DATASETS[config["dataset"]]
     if dataset.corrupted_on_disk:
         x, y = load_corrupted(dataset.corrupted_on_disk, data_root, corruption, protocol.severity, n=protocol.n_test)
     else:
-        x = corrupt(arrays["x_test"], corruption, protocol.severity, rng, table=protocol.corruption_table)
-        y = arrays["y_test"]
+        x, y = streams[corruption], streams["y"]
+    rng = np.random.default_rng([config["seed"], d, 1])
     order = rng.permutation(len(y))[: setting.max_samples or None]
     if setting.label_order == "sorted":  # online label shift: classes arrive one after another
         order = order[np.argsort(y[order], kind="stable")]

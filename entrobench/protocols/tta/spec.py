@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from entrobench.data.corruptions import CORRUPTIONS, TABLES
+from entrobench.data.corruption_types import CORRUPTIONS, TABLES
 from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
 
@@ -117,6 +117,26 @@ def source_path(protocol: Protocol, dataset: str, norm: str) -> str:
     return f"{CACHE}/source/{dataset}-{protocol.architecture}-{norm}-{content_hash(config)}.pt"
 
 
-def cell_inputs(protocol: Protocol, setting: Setting, dataset: str) -> dict[str, str]:
-    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/tta.smk."""
-    return {"data": data_path(protocol, dataset), "source": source_path(protocol, dataset, setting.norm)}
+def stream_config(protocol: Protocol, dataset: str, seed: int) -> dict:
+    """What a seed's corrupted test images depend on: every method of every card shares them."""
+    return {
+        **data_config(protocol, dataset),
+        "corruptions": protocol.corruptions,
+        "severity": protocol.severity,
+        "corruption_table": protocol.corruption_table,
+        "seed": seed,
+    }
+
+
+def stream_path(protocol: Protocol, dataset: str, seed: int) -> str:
+    return f"{CACHE}/streams/{dataset}-{content_hash(stream_config(protocol, dataset, seed))}.npz"
+
+
+def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
+    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/tta.smk.
+    Benchmarks released corrupted are read by the cell itself; the others are corrupted once per
+    seed, by their own job."""
+    inputs = {"data": data_path(protocol, dataset), "source": source_path(protocol, dataset, setting.norm)}
+    if not DATASETS[dataset].corrupted_on_disk:
+        inputs["stream"] = stream_path(protocol, dataset, seed)
+    return inputs
