@@ -1,0 +1,39 @@
+"""GRPO with a KL penalty to the reference policy, as in DeepSeekMath (Shao et al., 2024).
+Paper: arXiv 2402.03300. (Eq. n) = the paper's equations.
+
+GRPO's objective (Eq. 3) subtracts beta * KL(pi_theta || pi_ref) from the clipped surrogate,
+estimated per token with the unbiased, non-negative k3 estimator (Eq. 4):
+    KL_t = pi_ref/pi_theta - log(pi_ref/pi_theta) - 1 = exp(ref - logp) - (ref - logp) - 1.
+The penalty is in the loss, not folded into the reward, and is aggregated like the surrogate.
+The reference policy is the one RL starts from (the supervised warm-up model at smoke scale).
+
+beta = 0.04 is the paper's (Sec. 4.2, "The KL coefficient is 0.04"). The entropy paper's own
+verl config defaults to kl_loss_coef 0.001 with the same estimator: a card entry, `beta: 0.001`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.registry import register
+from methods.rlvr.base import ClipParams, PolicyBatch, PolicyLoss, aggregate, check_range, k3_kl
+
+
+@register("rlvr/kl")
+class KLPenalty(PolicyLoss):
+    @dataclass(frozen=True)
+    class Params(ClipParams):
+        eps_low: float = 0.2  # ratio clipped below at 1 - eps_low, dimensionless (Eq. 3)
+        eps_high: float = 0.2  # ratio clipped above at 1 + eps_high, dimensionless (Eq. 3)
+        aggregation: str = "token_mean"  # "token_mean" or "seq_mean" (Eq. 3); the KL term follows it
+        beta: float = 0.04  # weight of the k3 KL, loss units per nat (Eq. 3; Sec. 4.2: 0.04)
+
+        def __post_init__(self):
+            super().__post_init__()
+            check_range(self, "beta", 0.0, float("inf"))
+
+    def regularizer(self, batch: PolicyBatch, entropy: torch.Tensor) -> torch.Tensor:
+        if batch.logp_ref is None:
+            raise ValueError("rlvr/kl needs PolicyBatch.logp_ref: the log-probs of the reference policy")
+        return self.params.beta * aggregate(k3_kl(batch.logp, batch.logp_ref), batch.mask, self.params.aggregation)
