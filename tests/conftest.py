@@ -24,6 +24,17 @@ MINIMAL_CARD = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Test tensors and models are tiny: extra threads only contend on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from methods.rlvr.base import PolicyBatch, group_advantages
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tensors are tiny: threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_batch(seed: int = 0, groups: int = 2, group_size: int = 4, length: int = 6, vocab: int = 7,

@@ -8,7 +8,7 @@ import torch
 
 from methods.registry import available, get
 from methods.rlvr.base import LOG_KEYS, LossOutput
-from rlvr_batches import one_thread, random_batch  # noqa: F401  (one_thread: autouse fixture)
+from rlvr_batches import random_batch
 
 METHODS = available("rlvr")  # base.py, the shared core, is not a method
 TABLE_ROWS = {"rlvr/grpo", "rlvr/kl", "rlvr/entropy_bonus", "rlvr/clip_higher", "rlvr/clip_cov", "rlvr/kl_cov"}

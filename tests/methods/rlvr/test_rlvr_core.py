@@ -15,7 +15,7 @@ from methods.rlvr.base import (
     token_covariance,
     token_entropy,
 )
-from rlvr_batches import hand_batch, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from rlvr_batches import hand_batch
 
 
 def test_group_advantages_on_hand_made_groups():

@@ -11,7 +11,7 @@ from methods.rlvr.grpo import GRPO
 from methods.rlvr.base import PolicyBatch, masked_mean, token_covariance, token_entropy
 from methods.rlvr.kl import KLPenalty
 from methods.rlvr.kl_cov import KLCov, kl_cov_needs_off_policy
-from rlvr_batches import hand_batch, one_thread, random_batch  # noqa: F401  (one_thread: autouse fixture)
+from rlvr_batches import hand_batch, random_batch
 
 
 def _hand_cov(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

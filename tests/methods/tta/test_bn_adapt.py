@@ -5,7 +5,7 @@ from torch import nn
 
 from methods.tta.bn_adapt import BNAdapt
 from methods.tta.source import Source
-from tta_models import build_cnn, build_images, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from tta_models import build_cnn, build_images
 
 
 def _state(model):

@@ -6,7 +6,7 @@ import torch
 
 from methods.tta.base import norm_affine_params
 from methods.tta.deyo import DeYO, shuffle_patches
-from tta_models import build_cnn, build_images, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from tta_models import build_cnn, build_images
 
 C = 10
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from methods.tta.base import norm_affine_params, softmax_entropy, use_test_batch_statistics
 from methods.tta.eata import EATA
-from tta_models import build_cnn, build_images, build_passthrough, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from tta_models import build_cnn, build_images, build_passthrough
 
 C = 10
 

@@ -4,7 +4,7 @@ import torch
 
 from methods.tta.base import norm_affine_params
 from methods.tta.sar import SAR
-from tta_models import build_cnn, build_images, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from tta_models import build_cnn, build_images
 
 C = 10
 ALL_RELIABLE = 2.0  # E0 = 2 ln C: above any entropy, so both filters keep every sample

@@ -4,7 +4,7 @@ import torch
 
 from methods.tta.base import norm_affine_params, use_test_batch_statistics
 from methods.tta.tent import Tent
-from tta_models import build_cnn, build_images, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from tta_models import build_cnn, build_images
 
 
 def _hand_mean_entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,6 @@ import torch
 from torch import nn
 
 from methods.tta.base import OptimizerParams, norm_affine_params, softmax_entropy, use_test_batch_statistics
-from tta_models import one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 
 def test_softmax_entropy_matches_hand_formula():

@@ -7,7 +7,7 @@ import torch
 
 from methods.registry import available, get
 from methods.tta.base import norm_affine_params
-from tta_models import build_cnn, build_images, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from tta_models import build_cnn, build_images
 
 METHODS = available("tta")
 ADAPTING = ["tta/tent", "tta/eata", "tta/sar", "tta/deyo"]

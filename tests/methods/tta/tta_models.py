@@ -1,11 +1,9 @@
 """Tiny models and images for the TTA method tests: small enough that the directory runs in seconds.
 
-A helper module, not a conftest.py: a second conftest would shadow tests/conftest.py for the
-test files that import it by name. Test files import the builders, and `one_thread` so that it
-applies to them."""
+A helper module imported by name, not a conftest.py (test modules are imported without packages).
+The one-thread fixture for every test is in tests/conftest.py."""
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,11 +46,3 @@ def build_images(n: int, in_ch: int = 1, size: int = 28) -> torch.Tensor:
     """Smooth random blobs in [0, 1]: unlike i.i.d. pixel noise, each image gets its own prediction."""
     return F.interpolate(torch.rand(n, in_ch, 4, 4), size=(size, size), mode="bilinear", align_corners=False)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models are tiny: threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
