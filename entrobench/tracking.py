@@ -45,7 +45,7 @@ def track(card: Card, scale: str, records: list[dict], results: Path, attachment
             view = json.dumps([rec["cell"], rec["method_label"], card.spec.benchmark]).encode()  # the card's names are tags too
             sha = hashlib.sha256(path.read_bytes() + view).hexdigest()[:16]
             key = f"{scale}/{rec['cell']}"
-            run_ids[key] = _upsert(client, exp_id, key, sha, existing.get(key, []), counts, lambda run_id: _log_cell(client, run_id, rec, path, card))
+            run_ids[key] = _upsert(client, exp_id, key, sha, existing.get(key, []), counts, lambda run_id, rec=rec, path=path: _log_cell(client, run_id, rec, path, card))
         if attachments:
             table_exp = _experiment(client, TABLES_EXPERIMENT, results)
             key = f"{card.id}/{scale}"
