@@ -45,13 +45,9 @@ def render(card: Card, scale: str, results: Path, out_dir: Path) -> dict[str, Pa
     return paths
 
 
-def columns_of(card: Card, scale: str) -> list[str]:
-    return card.family.columns(card.scale(scale).protocol)
-
-
 def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, dataset: str, setting: str) -> Block:
     metric = card.spec.table.metric
-    cols = columns_of(card, scale)
+    cols = card.family.columns(card.scale(scale).protocol)
     here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)].set_index(["method", "metric"])
     cells = df[(df["dataset"] == dataset) & (df["setting"] == setting)]
     text, numeric, extra = {}, {}, {}

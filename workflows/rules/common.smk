@@ -58,10 +58,6 @@ def records_of(wildcards):
     return [str(c.record_path()) for c in cells_of(wildcards.card, wildcards.scale)]
 
 
-def benchmarks():
-    return sorted({c.spec.benchmark for c in CARDS.values() if c.spec.benchmark})
-
-
 def targets_for_scale(scale):
     """Every card's table at this scale, and the leaderboards of its benchmarks."""
     cards = [c for c in CARDS.values() if scale in c.spec.scales]
