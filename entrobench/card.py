@@ -66,8 +66,9 @@ class Scale:
     datasets: list = field(default_factory=list)
     settings: list = field(default_factory=list)  # names of the card's settings run at this scale
     seeds: list = field(default_factory=list)
-    # The paper's own per-dataset hyperparameters (e.g. Tent: Adam lr 1e-3 on CIFAR, SGD 2.5e-4 on
-    # ImageNet), keyed by the card's method name. Not a tuning knob: cite the paper in the card.
+    # Method parameters that depend on the data and model rather than the method (the papers
+    # themselves use e.g. Adam lr 1e-3 on CIFAR, SGD 2.5e-4 on ImageNet), keyed by the card's
+    # method name. The card says why; every table lists them under Protocol.
     method_params: dict = field(default_factory=dict)
     resources: dict = field(default_factory=dict)  # per-cell threads, mem_mb, runtime, gpu for the DAG
 

@@ -201,6 +201,11 @@ def _protocol_differences(card: Card, scale: str) -> list[str]:
             out.append(f"seeds: {len(ours.seeds)} (paper protocol: {len(paper.seeds)})")
         if [s.name for s in ours.settings] != [s.name for s in paper.settings]:
             out.append(f"settings: {', '.join(s.name for s in ours.settings)} (paper: {', '.join(s.name for s in paper.settings)})")
+        for entry in card.spec.methods:  # method parameters this scale overrides (scales.<scale>.method_params)
+            a, b = dataclasses.asdict(ours.method_params(entry.name)[1]), dataclasses.asdict(paper.method_params(entry.name)[1])
+            changed = [f"{k} {a[k]} (paper: {b[k]})" for k in a if a[k] != b[k]]
+            if changed:
+                out.append(f"{entry.label or entry.name} parameters: {', '.join(changed)}")
     out += card.spec.notes
     return out or ["Same protocol as the paper."]
 

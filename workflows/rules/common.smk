@@ -32,7 +32,6 @@ wildcard_constraints:
     scale="|".join(SCALES),
     dataset="[a-z0-9_]+",
     setting="[^/]+",
-    method="[^/]+",
     seed=r"\d+",
     run=r"[a-z0-9_]+\.[a-z0-9_]+-[0-9a-f]{12}",
     hash="[0-9a-f]{12}",

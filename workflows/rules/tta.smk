@@ -27,8 +27,9 @@ def _source_build(wc):
     return TTA_SOURCE[f"{tta.CACHE}/source/{wc.dataset}-{wc.arch}-{wc.norm}-{wc.hash}.pt"]
 
 
-def _source_data(wc):
-    card, scale, dataset, _ = _source_build(wc)
+def _clean_data(build):
+    """The prepared clean data a cached build (source model or stream) is made from."""
+    card, scale, dataset, _ = build
     return tta.data_path(scaled(card.id, scale).protocol, dataset)
 
 
@@ -53,7 +54,7 @@ def _stream_build(wc):
 
 rule corrupt_stream:
     input:
-        data=lambda wc: tta.data_path(scaled(_stream_build(wc)[0].id, _stream_build(wc)[1]).protocol, wc.dataset),
+        data=lambda wc: _clean_data(_stream_build(wc)),
         code=REPO / "entrobench" / "data" / "corruptions.py",
     output:
         tta.CACHE + "/streams/{dataset}-{hash}.npz",
@@ -70,7 +71,7 @@ rule corrupt_stream:
 
 rule train_source:
     input:
-        data=_source_data,
+        data=lambda wc: _clean_data(_source_build(wc)),
         code=REPO / "entrobench" / "protocols" / "tta" / "run.py",
     output:
         tta.CACHE + "/source/{dataset}-{arch}-{norm}-{hash}.pt",
