@@ -73,10 +73,21 @@ class Scale:
     resources: dict = field(default_factory=dict)  # per-cell threads, mem_mb, runtime, gpu for the DAG
 
 
+LAYOUTS = ("domains", "metrics")
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    metric: str  # the metric in the main table
-    extra_metrics: list = field(default_factory=list)  # smaller tables under the main one (mean column only)
+    metric: str  # the metric in the main table (and the one leaderboards rank by)
+    extra_metrics: list = field(default_factory=list)
+    # "domains": columns are the family's per-domain columns of `metric` plus their mean (TTA's
+    # corruptions), `extra_metrics` in a smaller table below; "metrics": one column per metric,
+    # `metric` first (families whose cells have no domains, e.g. one RL run per cell)
+    layout: str = "domains"
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
 
 
 @dataclass(frozen=True)

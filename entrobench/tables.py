@@ -46,28 +46,34 @@ def render(card: Card, scale: str, results: Path, out_dir: Path) -> dict[str, Pa
 
 
 def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, dataset: str, setting: str) -> Block:
-    metric = card.spec.table.metric
-    cols = card.family.columns(card.scale(scale).protocol)
+    table = card.spec.table
     here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)].set_index(["method", "metric"])
     cells = df[(df["dataset"] == dataset) & (df["setting"] == setting)]
+    if table.layout == "metrics":  # column -> (metric key in the records, metric reported by the paper, paper column)
+        columns = {f"{m} ({card.family.METRICS[m].unit})": (m, m, "mean") for m in [table.metric, *table.extra_metrics]}
+        extra_metrics = []
+    else:
+        domains = card.family.columns(card.scale(scale).protocol)
+        columns = {col: (f"{table.metric}/{col}", table.metric, col) for col in domains} | {"mean": (table.metric, table.metric, "mean")}
+        extra_metrics = table.extra_metrics
     text, numeric, extra = {}, {}, {}
     for entry in card.spec.methods:
         label = entry.label or entry.name
         status = _row_status(cells[cells["method"] == entry.name])
         row, nrow = {}, {}
-        for col in [*cols, "mean"]:
-            key = (entry.name, metric if col == "mean" else f"{metric}/{col}")
-            paper = _reported(card, scale, entry.name, metric, dataset, setting, col)
-            if key in here.index:
-                mean, ci, n = here.loc[key, ["mean", "ci95", "n"]]
+        for col, (key, metric, paper_col) in columns.items():
+            paper = _reported(card, scale, entry.name, metric, dataset, setting, paper_col)
+            if (entry.name, key) in here.index:
+                mean, ci, n = here.loc[(entry.name, key), ["mean", "ci95", "n"]]
                 row[col] = _with_paper(_fmt(mean, ci), mean, paper)
-                nrow[f"{col}_mean"], nrow[f"{col}_ci95"], nrow[f"{col}_n"] = mean, ci, n
+                name = key if table.layout == "metrics" else col
+                nrow[f"{name}_mean"], nrow[f"{name}_ci95"], nrow[f"{name}_n"] = mean, ci, n
             else:
                 row[col] = status
         text[label], numeric[label] = row, nrow
         extra[label] = {
             f"{m} ({card.family.METRICS[m].unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]]) if (entry.name, m) in here.index else status
-            for m in card.spec.table.extra_metrics
+            for m in extra_metrics
         }
     return Block(dataset, setting, pd.DataFrame.from_dict(text, orient="index"), pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(extra, orient="index"))
 
@@ -139,15 +145,13 @@ def _per_seed(claim, cells: pd.DataFrame) -> str:
 def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.DataFrame, records: list[dict]) -> str:
     spec = card.spec
     scaled = card.scale(scale)
-    metric = spec.table.metric
-    unit = card.family.METRICS[metric].unit
     lines = [
         f"# {spec.title}",
         "",
         f"Card `{card.id}` ({card.path}), arXiv [{spec.arxiv}](https://arxiv.org/abs/{spec.arxiv}), family `{spec.family}`, "
         f"scale **{scale}**, {len(scaled.seeds)} seeds ({', '.join(map(str, scaled.seeds))}).",
         "",
-        f"Cells: {metric} ({unit}, {card.family.METRICS[metric].direction} is better), mean ± 95% CI (Student t) over seeds.",
+        _cells_line(card),
     ]
     if scale == PAPER_SCALE:
         lines.append("Where the paper reports a value it follows in brackets with our difference; sources are listed below.")
@@ -155,9 +159,9 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         lines.append(f"This is the `{scale}` scale: numbers are ours on a smaller protocol (see Protocol) and are not comparable to the paper's.")
     for block in blocks:
         setting = scaled.setting(block.setting)
-        lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(setting)}_", "", block.main.to_markdown(), ""]
+        lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(setting)}_", "", block.main.to_markdown(disable_numparse=True), ""]
         if not block.extra.empty and len(block.extra.columns):
-            lines += ["Mean over domains:", "", block.extra.to_markdown(), ""]
+            lines += ["Mean over domains:", "", block.extra.to_markdown(disable_numparse=True), ""]
     lines += ["", "## Claims", "", "| claim | where | verdict | numbers |", "| --- | --- | --- | --- |"]
     for entry, where, verdict in verdicts:
         lines.append(f"| `{entry.text}`{' — ' + entry.note if entry.note else ''} | {where} | **{verdict.status}** | {verdict.detail} |")
@@ -178,6 +182,14 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         "",
     ]
     return "\n".join(lines)
+
+
+def _cells_line(card: Card) -> str:
+    table, metrics = card.spec.table, card.family.METRICS
+    if table.layout == "metrics":
+        shown = "; ".join(f"{m}: {metrics[m].description or m} ({metrics[m].direction} is better)" for m in [table.metric, *table.extra_metrics])
+        return f"Cells: mean ± 95% CI (Student t) over seeds. Columns: {shown}."
+    return f"Cells: {table.metric} ({metrics[table.metric].unit}, {metrics[table.metric].direction} is better), mean ± 95% CI (Student t) over seeds."
 
 
 def _describe_setting(setting) -> str:

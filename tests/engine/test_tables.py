@@ -1,0 +1,66 @@
+"""Tables from hand-written records: the two layouts, the CI, and a row whose cells were skipped."""
+from __future__ import annotations
+
+from entrobench import record, tables
+from entrobench.card import load_card
+from entrobench.cells import expand
+
+
+def _write_records(card, results, values):
+    """values[(method, seed)] -> metrics dict, or a string: the reason the cell was skipped."""
+    for cell in expand(card.scale("tiny")):
+        got = values[(cell.method, cell.seed)]
+        base = {"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed}
+        if isinstance(got, str):
+            record.write(cell.record_path(results), {**base, "status": record.SKIPPED, "reason": got, "metrics": {}})
+        else:
+            record.write(cell.record_path(results), {**base, "status": record.OK, "metrics": got})
+
+
+def test_metrics_layout_puts_one_metric_per_column(write_card, tmp_path):
+    path = write_card(
+        {
+            "table": {"metric": "error_pct", "extra_metrics": ["backward_per_1k"], "layout": "metrics"},
+            "scales": {"tiny": {"datasets": ["digits_c"], "seeds": [0, 1]}},
+        }
+    )
+    card = load_card(path)
+    values = {
+        ("source", 0): {"error_pct": 50.0, "backward_per_1k": 0.0},
+        ("source", 1): {"error_pct": 52.0, "backward_per_1k": 0.0},
+        ("tent", 0): {"error_pct": 40.0, "backward_per_1k": 1000.0},
+        ("tent", 1): {"error_pct": 40.0, "backward_per_1k": 1000.0},
+        ("eta", 0): "no GPU here",
+        ("eta", 1): "no GPU here",
+    }
+    _write_records(card, tmp_path / "results", values)
+    paths = tables.render(card, "tiny", tmp_path / "results", tmp_path / "out")
+    md = paths["md"].read_text()
+
+    header = next(line for line in md.splitlines() if line.startswith("|") and "error_pct (%)" in line)
+    assert "backward_per_1k (per 1k samples)" in header and "mean" not in header
+    source_row = next(line for line in md.splitlines() if line.startswith("| source"))
+    # mean 51, Student t 95% half-width over two seeds: 12.706 * 1.414 / sqrt(2) = 12.71
+    assert "51.00 ± 12.71" in source_row and "0.00 ± 0.00" in source_row
+    assert "skipped" in next(line for line in md.splitlines() if line.startswith("| eta"))
+    assert "no GPU here" in md  # the reason is in the table, not only in the record
+    assert "| tent.error_pct < source.error_pct` |" not in md and "**holds**" in md
+
+    csv = paths["csv"].read_text().splitlines()
+    assert csv[0].startswith("method,error_pct_mean,error_pct_ci95,error_pct_n,backward_per_1k_mean")
+
+
+def test_domains_layout_has_one_column_per_domain_and_their_mean(write_card, tmp_path):
+    path = write_card({"scales": {"tiny": {"datasets": ["digits_c"], "seeds": [0], "protocol": {"corruptions": ["gaussian_noise", "fog"]}}}})
+    card = load_card(path)
+    per_method = {"source": 50.0, "tent": 30.0, "eta": 31.0}
+    values = {
+        (m, 0): {"error_pct": v, "error_pct/gaussian_noise": v + 10, "error_pct/fog": v - 10} for m, v in per_method.items()
+    }
+    _write_records(card, tmp_path / "results", values)
+    md = tables.render(card, "tiny", tmp_path / "results", tmp_path / "out")["md"].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("|") and "gaussian_noise" in line)
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == ["gaussian_noise", "fog", "mean"]
+    assert "| Tent" not in md and "| tent " in md  # rows print the label, which defaults to the name
+    tent_row = next(line for line in md.splitlines() if line.startswith("| tent "))
+    assert [c.strip() for c in tent_row.strip("|").split("|")][1:] == ["40.00", "20.00", "30.00"]
