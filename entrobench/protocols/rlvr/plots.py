@@ -69,7 +69,7 @@ def _law(card: Card, records: list[dict], smooth: int, title: str, path: Path) -
         fit = fit_law(np.concatenate(hs), np.concatenate(rs))
         grid = np.linspace(0, max(float(np.concatenate(hs).max()), 1e-3), 100)
         ax.plot(grid, -fit.a * np.exp(grid) + fit.b, "k-", lw=1,
-                label=f"R = -{fit.a:.2f} e^H + {fit.b:.2f}  (R² {fit.r2:.2f}, ceiling {fit.ceiling:.2f})")
+                label=f"R = -a e^H + b: a {fit.a:.2f}, b {fit.b:.2f}, R² {fit.r2:.2f}, ceiling -a+b {fit.ceiling:.2f}")
         ax.set_title(entry.label or entry.name, fontsize=9)
         ax.set_xlabel("entropy H (nats/token)")
         ax.set_ylabel("rollout reward R")

@@ -1,5 +1,5 @@
-"""One tiny RLVR cell through the command line: warm-up, GRPO run, record, MLflow run with the
-per-step curves as metric histories."""
+"""One tiny RLVR cell through the command line: warm-up, GRPO run, record, plots, and an MLflow
+run with the per-step curves as metric histories."""
 from __future__ import annotations
 
 import json
@@ -36,6 +36,10 @@ def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
     assert rec["status"] == record.OK, rec.get("reason")
     assert len(rec["curves"]["entropy"]) == scaled.protocol.steps
     assert 0 <= rec["metrics"]["pass_at_1"] <= 1 and rec["metrics"]["selected_frac"] > 0
+
+    plots = tmp_path / "plots"
+    assert cli.main(["plots", "--card", str(card_path), "--scale", "tiny", "--results", str(results), "--out", str(plots)]) == 0
+    assert sorted(p.name for p in plots.glob("*.png")) == ["addition-g8_t1-curves.png", "addition-g8_t1-entropy-reward.png"]
 
     summary_path = tmp_path / "mlflow.json"
     assert cli.main(["track", "--card", str(card_path), "--scale", "tiny", "--results", str(results), "--out", str(summary_path)]) == 0
