@@ -3,6 +3,7 @@
     python bench/run.py throughput       # TTA adaptation throughput (images/s) per method
     python bench/run.py smoke            # wall time of each card's smoke table from scratch (minutes)
     python bench/run.py noop             # wall time of `make smoke` when nothing changed
+    python bench/run.py rlvr-step        # one GRPO step (rollout, update) ours vs TRL's GRPOTrainer (pip install -e .[bench])
 
 Timings are figures, not tests: nothing here asserts a target. Run on an otherwise idle machine.
 """
@@ -99,6 +100,111 @@ def noop(args) -> None:
     write("noop_rerun", {"what": "`make smoke` with nothing to do (venv check, DAG, report check)", "seconds": times, "target_s": 10})
 
 
+def rlvr_step(args) -> None:
+    """Seconds per GRPO step, rollout and update apart: our trainer and TRL's GRPOTrainer on the
+    same ~100k-parameter GPT-2 decoder (smoke size), 32 prompts x 8 samples, 4 answer tokens,
+    2 optimizer steps of 128 sequences per rollout batch, one thread. TRL's rollout is its
+    `_generate_and_score_completions` (timed by wrapping it), its update the rest of the step."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(1)
+    figures = {"setting": {"prompts": 32, "group_size": 8, "answer_tokens": 4, "minibatches": 2, "steps_timed": args.steps,
+                           "model": "GPT-2 config, 2 layers, d_model 64, 4 heads, from scratch"}}
+    figures["entrobench"] = _time_ours(args.steps)
+    try:
+        figures["trl"] = _time_trl(args.steps)
+    except Exception as err:  # an optional extra: say what blocked it instead of failing the whole bench
+        figures["trl"] = {"error": f"{type(err).__name__}: {err}"}
+    for name in ("entrobench", "trl"):
+        f = figures[name]
+        if "rollout_s" in f:
+            f.update({f"{k}_median": statistics.median(f[k]) for k in ("rollout_s", "update_s")})
+    write("rlvr_step", figures)
+
+
+def _time_ours(steps: int) -> dict:
+    import dataclasses
+
+    import torch
+
+    from entrobench.protocols.rlvr.model import build_policy
+    from entrobench.protocols.rlvr.spec import Protocol, Setting
+    from entrobench.protocols.rlvr.task import Addition
+    from entrobench.protocols.rlvr.trainer import GRPOTrainer
+    from methods import registry
+
+    protocol, setting = Protocol(steps=steps), Setting(name="g8")
+    protocol = dataclasses.replace(protocol, curve_eval_prompts=0)  # TRL does no per-step evaluation
+    task = Addition(protocol.digits, protocol.held_out)
+    policy, reference = (build_policy(2, 64, 4, task.prompt_len + task.answer_len, 0) for _ in range(2))
+    cls = registry.get("rlvr/grpo")
+    trainer = GRPOTrainer(policy, reference, task, cls(cls.Params()), protocol, setting, 0, torch.Generator().manual_seed(3))
+    for _ in range(steps + 1):
+        trainer.train_step()
+    return {"rollout_s": trainer.curves["rollout_s"][1:], "update_s": trainer.curves["update_s"][1:],
+            "note": "rollout = sampling with the policy's logits kept + verifier + reference log-probs; first step dropped (warm-up)"}
+
+
+def _time_trl(steps: int) -> dict:
+    import time as _time
+
+    import torch
+    import trl
+    from datasets import Dataset
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, TrainerCallback
+
+    from entrobench.protocols.rlvr.task import VOCAB, Addition, decode, verify
+
+    vocab = {ch: i for i, ch in enumerate(VOCAB)} | {"<pad>": len(VOCAB)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<pad>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=16, n_embd=64, n_layer=2, n_head=4, resid_pdrop=0.0,
+                                       embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=len(VOCAB), eos_token_id=len(VOCAB), pad_token_id=len(VOCAB)))
+    task = Addition(3, 512)
+    pairs = task.sample_pairs(32 * (steps + 2), torch.Generator().manual_seed(0))
+    prompts = decode(task.prompts(pairs))
+    data = Dataset.from_dict({"prompt": prompts, "target": task.targets(pairs).tolist()})
+
+    def reward(prompts, completions, target, **_):
+        return [float(verify(c, t)) for c, t in zip(completions, target)]
+
+    config = trl.GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=128, steps_per_generation=2, gradient_accumulation_steps=1,
+                            num_generations=8, max_completion_length=4, temperature=1.0, beta=0.0, learning_rate=1e-3, adam_beta2=0.99,
+                            max_grad_norm=1.0, loss_type="dapo", max_steps=2 * (steps + 1), logging_steps=10**6, save_strategy="no",
+                            report_to="none", use_cpu=True, bf16=False, gradient_checkpointing=False, seed=0, shuffle_dataset=False)
+    trainer = trl.GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=data, processing_class=tokenizer)
+    rollout_s, step_s = [], []
+    generate = trainer._generate_and_score_completions
+
+    def timed_generate(*a, **k):
+        t0 = _time.perf_counter()
+        out = generate(*a, **k)
+        rollout_s.append(_time.perf_counter() - t0)
+        return out
+
+    trainer._generate_and_score_completions = timed_generate
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, *_, **__):
+            self.t0 = _time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            step_s.append(_time.perf_counter() - self.t0)
+
+    trainer.add_callback(StepTimer())
+    trainer.train()
+    # one rollout per 2 optimizer steps: a GRPO step of ours = 2 of TRL's optimizer steps
+    per_rollout = [step_s[i] + step_s[i + 1] for i in range(0, len(step_s) - 1, 2)]
+    rollouts = rollout_s[: len(per_rollout)]
+    return {"version": trl.__version__, "rollout_s": rollouts[1:], "update_s": [t - r for t, r in zip(per_rollout, rollouts)][1:],
+            "note": "TRL generates with transformers generate(); rollout = _generate_and_score_completions, update = rest of the two optimizer steps; first step dropped"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -109,6 +215,9 @@ def main() -> None:
     p = sub.add_parser("noop")
     p.add_argument("--repeats", type=int, default=3)
     p.set_defaults(func=noop)
+    p = sub.add_parser("rlvr-step")
+    p.add_argument("--steps", type=int, default=10)
+    p.set_defaults(func=rlvr_step)
     args = parser.parse_args()
     args.func(args)
 

@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.set_defaults(func=cmd_corrupt_stream)
 
+    p = sub.add_parser("train-warmup", help="RLVR: the supervised warm-up every GRPO cell of a dataset starts from")
+    _cell_args(p, cell=False)
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=cmd_train_warmup)
+
     p = sub.add_parser("run-cell", help="run one cell and write its record")
     _cell_args(p, cell=True)
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a cached input the family reads")
@@ -139,6 +144,17 @@ def cmd_train_source(args) -> int:
     config = card.family.source_config(scaled.protocol, args.dataset, args.norm)
     meta = _family_run(card.spec.family).train_source(config, args.data, args.data_root, args.out, Progress(f"source {args.dataset}-{args.norm}"))
     print(f"train-source {args.dataset}-{args.norm}: {json.dumps({k: v for k, v in meta.items() if k != 'train_loss_curve'})}", file=sys.stderr)
+    return 0
+
+
+def cmd_train_warmup(args) -> int:
+    from entrobench.progress import Progress
+
+    _set_threads(args.threads)
+    card = load_card(args.card)
+    config = card.family.warmup_config(card.scale(args.scale).protocol, args.dataset)
+    meta = _family_run(card.spec.family).train_warmup(config, args.out, Progress(f"warm-up {args.dataset}"))
+    print(f"train-warmup {args.dataset}: {json.dumps(meta, default=str)}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,145 @@
+"""RLVR protocol: the cached supervised warm-up, and one cell = one GRPO run of one method
+from that checkpoint, with per-step curves, a held-out evaluation and the entropy law fit.
+
+The protocol measures; the method (methods/rlvr/*) is only the loss. Everything is seeded:
+the warm-up by a fixed seed (one checkpoint shared by every seed and method), the GRPO run by
+the cell's seed, the final evaluation by a generator of its own.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from entrobench.progress import Progress
+from entrobench.protocols.rlvr.law import fit_law, moving_average
+from entrobench.protocols.rlvr.model import build_policy
+from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting
+from entrobench.protocols.rlvr.task import Addition
+from entrobench.protocols.rlvr.trainer import GRPOTrainer, warmup
+from entrobench.record import Skip
+
+EVAL_SEED_OFFSET = 7919  # the evaluation generator's seed is the cell's seed plus this
+
+
+def _unavailable(config: dict) -> str | None:
+    """Why this machine cannot run the config, or None."""
+    if config["model"] != SCRATCH or config["dataset"] != "addition":
+        return (f"dataset {config['dataset']!r} with model {config['model']!r} is the paper's setting: it needs the model "
+                "weights under the data root, a GPU rollout engine and the math verifier, which this suite does not have "
+                "yet (only the generated 'addition' task with a from-scratch decoder runs)")
+    return None
+
+
+def _task(config: dict) -> Addition:
+    return Addition(config["digits"], config["held_out"])
+
+
+def _policy(config: dict) -> torch.nn.Module:
+    task = _task(config)
+    return build_policy(config["n_layer"], config["d_model"], config["n_head"], task.prompt_len + task.answer_len, seed=0)
+
+
+# ---------------------------------------------------------------- warm-up (cached by the DAG)
+
+
+def train_warmup(config: dict, out: Path, progress: Progress) -> dict:
+    reason = _unavailable(config)
+    if reason:
+        meta = {"status": "skipped", "reason": reason}
+    else:
+        torch.manual_seed(0)
+        task, policy = _task(config), _policy(config)
+        meta = {"status": "ok", **warmup(policy, task, config, progress)}
+        start_eval = torch.Generator().manual_seed(EVAL_SEED_OFFSET)
+        from entrobench.protocols.rlvr.evaluate import evaluate_policy
+
+        meta["eval"] = evaluate_policy(policy, task, 8, 1.0, start_eval)
+        meta["state_dict"] = policy.state_dict()
+        meta["n_params"] = sum(p.numel() for p in policy.parameters())
+        progress.done(f"{meta['steps']} steps, sampled pass@1 {meta['pass1']:.3f}, held-out {meta['eval']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(meta, tmp)
+    tmp.replace(out)
+    return {k: v for k, v in meta.items() if k not in ("state_dict", "history")}
+
+
+# ---------------------------------------------------------------- one cell
+
+
+def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress) -> dict:
+    protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
+    reason = _unavailable({"model": protocol.model, "dataset": config["dataset"]})
+    if reason:
+        raise Skip(reason)
+    start = torch.load(inputs["warmup"], map_location="cpu", weights_only=False)
+    if start["status"] != "ok":
+        raise Skip(start["reason"])
+    warnings = [w for w in [method_cls.schedule_warning(protocol.ppo_epochs, protocol.minibatches)] if w]
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+    seed = config["seed"]
+    torch.manual_seed(seed)
+    wcfg = {**{k: getattr(protocol, k) for k in ("n_layer", "d_model", "n_head", "digits", "held_out")}}
+    task = _task(wcfg)
+    policy, reference = _policy(wcfg), _policy(wcfg)
+    policy.load_state_dict(start["state_dict"])
+    reference.load_state_dict(start["state_dict"])
+    method = method_cls(method_cls.Params(**config["params"]), generator=torch.Generator().manual_seed(1000 * seed + 3))
+    trainer = GRPOTrainer(policy, reference, task, method, protocol, setting, seed, method.generator)
+
+    t0 = time.perf_counter()
+    trainer.train(progress)
+    train_s = time.perf_counter() - t0
+    final = trainer.evaluate(torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET))
+    metrics = {
+        **final,
+        "accuracy_start": start["eval"]["accuracy"],
+        "pass_at_1_start": start["eval"]["pass_at_1"],
+        **curve_metrics(trainer.curves, protocol.smooth),
+        "train_s": train_s,
+    }
+    progress.done(f"H {metrics['entropy_start']:.3f} -> {metrics['entropy_final']:.3f}, pass@1 {metrics['pass_at_1']:.3f}, law R2 {metrics['law_r2']:.2f}")
+    return {
+        "metrics": metrics,
+        "curves": trainer.curves,
+        "warnings": warnings,
+        "warmup": {k: v for k, v in start.items() if k not in ("state_dict",)},
+        "device": "cpu",
+        "data_fingerprint": f"addition-{protocol.digits}d-heldout{protocol.held_out}",
+    }
+
+
+def curve_metrics(curves: dict[str, list[float]], smooth: int) -> dict[str, float]:
+    """End-of-run numbers from the per-step curves: entropy start/end/ratio, when it fell below
+    10% of its start, reward start/end, and the law R = -a exp(H) + b fitted on smoothed steps."""
+    entropy, reward = np.asarray(curves["entropy"]), np.asarray(curves["reward"])
+    tail = slice(-smooth, None)
+    h0, h_end = float(entropy[0]), float(entropy[tail].mean())
+    smoothed = moving_average(entropy, smooth)
+    below = np.nonzero(smoothed < 0.1 * h0)[0]
+    # smoothed[i] averages steps i .. i + smooth - 1: it is known at step i + smooth - 1
+    steps_to_10pct = float(below[0] + min(smooth, len(entropy)) - 1) if len(below) else math.nan
+    fit, raw = fit_law(entropy, reward, smooth), fit_law(entropy, reward, 1)
+    return {
+        "entropy_start": h0,
+        "entropy_final": h_end,
+        "entropy_ratio": h_end / h0 if h0 > 0 else math.nan,
+        "steps_to_10pct": steps_to_10pct,
+        "reward_start": float(reward[0]),
+        "reward_final": float(reward[tail].mean()),
+        "law_a": fit.a,
+        "law_b": fit.b,
+        "law_r2": fit.r2,
+        "law_r2_raw": raw.r2,
+        "law_ceiling": fit.ceiling,
+        "selected_frac": float(np.mean(curves["selected_frac"])),
+        "clip_frac": float(np.mean(curves["clip_frac"])),
+        "kl_ref_final": float(np.mean(curves["kl_ref"][tail])),
+    }

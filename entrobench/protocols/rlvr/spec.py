@@ -1,0 +1,141 @@
+"""RLVR (reinforcement learning with verifiable rewards): what an RLVR card may say, its
+datasets and metrics, and the cached supervised warm-up every cell starts from.
+
+Imports nothing heavy: the Snakefile reads this to build the DAG; `run.py` does the work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entrobench.hashing import content_hash
+from entrobench.metrics import Metric
+
+SCRATCH = "gpt2_scratch"  # a small decoder built from a transformers config and trained here
+
+
+@dataclass(frozen=True)
+class Protocol:
+    # the policy: SCRATCH, or a checkpoint folder under the data root (full scale)
+    model: str = SCRATCH
+    n_layer: int = 2  # SCRATCH only: decoder layers
+    d_model: int = 64  # SCRATCH only: width; MLP 4x
+    n_head: int = 4  # SCRATCH only: attention heads
+    # the generated task (datasets "addition"): digits per operand, held-out prompts
+    digits: int = 3
+    held_out: int = 512
+    # supervised warm-up (answer tokens only), stopped by a sampled pass@1 trigger: learning is a
+    # sharp phase transition, so a fixed step count would start RL anywhere from 0.03 to 0.98
+    warmup_lr: float = 3e-3  # AdamW
+    warmup_batch: int = 256  # sequences per step
+    warmup_min_steps: int = 250  # first step the trigger is checked
+    warmup_max_steps: int = 3000  # stop here even if the trigger never fires (recorded)
+    warmup_check_every: int = 10  # steps between trigger checks
+    warmup_target_pass1: float = 0.30  # stop once sampled pass@1 (T = 1) reaches this
+    warmup_check_prompts: int = 512  # training-distribution prompts the trigger samples once each
+    # GRPO
+    steps: int = 250  # rollout batches (policy updates happen minibatches x ppo_epochs times per step)
+    prompts_per_step: int = 32  # x the setting's group size = sequences per rollout batch
+    minibatches: int = 2  # optimizer steps per rollout batch and epoch; >1 makes later ones off-policy
+    ppo_epochs: int = 1
+    lr: float = 1e-3  # AdamW, betas below, weight decay 0.01 (torch default)
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # max global gradient norm
+    # measurement
+    eval_samples: int = 8  # k samples per held-out prompt: pass@1..k, maj@k
+    curve_eval_prompts: int = 64  # held-out prompts for the per-step greedy accuracy curve (0: none)
+    smooth: int = 10  # moving-average window (steps) for the law fit and the end-of-run values
+
+    def __post_init__(self):
+        for name in ("n_layer", "d_model", "n_head", "digits", "held_out", "warmup_batch", "warmup_check_every",
+                     "warmup_check_prompts", "steps", "prompts_per_step", "minibatches", "ppo_epochs", "eval_samples", "smooth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.prompts_per_step % self.minibatches:
+            raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must be a multiple of minibatches ({self.minibatches}): groups are not split")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
+        if not 0 < self.warmup_target_pass1 <= 1:
+            raise ValueError(f"warmup_target_pass1 must be in (0, 1], got {self.warmup_target_pass1}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    group_size: int = 8  # G samples per prompt; advantages are normalized within a group
+    temperature: float = 1.0  # rollout (and evaluation) sampling temperature
+
+    def __post_init__(self):
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (GRPO normalizes within a group), got {self.group_size}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    needs_data_root: bool
+    description: str
+
+
+DATASETS = {
+    "addition": Dataset(False, "n-digit addition generated here, fixed-width answer, exact-match verifier"),
+    "math_l3to5": Dataset(True, "MATH (Hendrycks et al. 2021) levels 3-5 training prompts, boxed-answer verifier; full scale"),
+}
+
+METRICS = {
+    "accuracy": Metric("fraction", "higher", "greedy exact match on the held-out prompts after RL"),
+    "accuracy_start": Metric("fraction", "higher", "greedy exact match on the held-out prompts at the warm-up checkpoint"),
+    "pass_at_1": Metric("fraction", "higher", "pass@1 on held-out prompts (mean over k samples at T)"),
+    "pass_at_1_start": Metric("fraction", "higher", "pass@1 of the warm-up checkpoint"),
+    "pass_at_2": Metric("fraction", "higher", "unbiased pass@2 from k samples"),
+    "pass_at_4": Metric("fraction", "higher", "unbiased pass@4 from k samples"),
+    "pass_at_8": Metric("fraction", "higher", "unbiased pass@8 from k samples"),
+    "maj_at_8": Metric("fraction", "higher", "most frequent of 8 sampled answers is correct"),
+    "entropy_start": Metric("nats/token", "higher", "policy entropy over the first rollout batch's response tokens"),
+    "entropy_final": Metric("nats/token", "higher", "policy entropy, mean of the last `smooth` steps"),
+    "entropy_ratio": Metric("ratio", "higher", "entropy_final / entropy_start"),
+    "steps_to_10pct": Metric("steps", "higher", "first step where smoothed entropy < 10% of its start (nan: never)"),
+    "reward_start": Metric("fraction", "higher", "rollout reward of the first step"),
+    "reward_final": Metric("fraction", "higher", "rollout reward, mean of the last `smooth` steps"),
+    "law_a": Metric("reward", "higher", "fitted a of R = -a exp(H) + b (smoothed per-step values)"),
+    "law_b": Metric("reward", "higher", "fitted b of R = -a exp(H) + b"),
+    "law_r2": Metric("R^2", "higher", "R^2 of the law on smoothed per-step (H, R)"),
+    "law_r2_raw": Metric("R^2", "higher", "R^2 of the law on unsmoothed per-step (H, R)"),
+    "law_ceiling": Metric("reward", "higher", "predicted reward at H = 0: -a + b"),
+    "selected_frac": Metric("fraction", "lower", "mean share of response tokens detached (Clip-Cov) or penalized (KL-Cov)"),
+    "clip_frac": Metric("fraction", "lower", "mean share of response tokens silenced by the PPO clip"),
+    "kl_ref_final": Metric("nats/token", "lower", "k3 KL to the warm-up policy, mean of the last `smooth` steps"),
+    "train_s": Metric("s", "lower", "wall time of the GRPO steps (rollout + update), evaluation excluded"),
+}
+
+
+def columns(protocol: Protocol) -> list[str]:
+    """RLVR cells have no per-domain columns (cards use the `metrics` table layout)."""
+    return []
+
+
+def warmup_config(protocol: Protocol, dataset: str) -> dict:
+    """What the warm-up checkpoint depends on: shared by every method, seed and card that agree."""
+    return {
+        "dataset": dataset,
+        "model": protocol.model,
+        "n_layer": protocol.n_layer,
+        "d_model": protocol.d_model,
+        "n_head": protocol.n_head,
+        "digits": protocol.digits,
+        "held_out": protocol.held_out,
+        **{name: getattr(protocol, name) for name in Protocol.__dataclass_fields__ if name.startswith("warmup_")},
+    }
+
+
+CACHE = "results/_cache/rlvr"
+
+
+def warmup_path(protocol: Protocol, dataset: str) -> str:
+    return f"{CACHE}/warmup/{dataset}-{content_hash(warmup_config(protocol, dataset))}.pt"
+
+
+def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
+    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/rlvr.smk."""
+    return {"warmup": warmup_path(protocol, dataset)}

@@ -1,0 +1,176 @@
+"""Supervised warm-up and the GRPO trainer: rollouts with a verifiable reward, then the
+method's loss over minibatches (methods/rlvr/*, one `PolicyLoss` each).
+
+One GRPO step = sample G responses for each of P prompts from the current policy, score them
+with the verifier, normalize rewards within each group, then `minibatches x ppo_epochs`
+optimizer steps on the method's loss, against the log-probs the sampling policy gave them.
+Every random draw comes from a generator the trainer owns (prompts, rollouts, the method's
+own choices), so a run is a function of its seed, and `state_dict()` holds everything needed
+to resume it exactly.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from entrobench.progress import Progress
+from entrobench.protocols.rlvr.evaluate import evaluate_policy
+from entrobench.protocols.rlvr.model import response_logits, sample, token_logp
+from entrobench.protocols.rlvr.task import Addition
+from methods.rlvr.base import PolicyBatch, PolicyLoss, group_advantages, k3_kl, masked_mean, token_covariance, token_entropy
+
+# Per-step curves every run records (the method's loss logs are averaged over its minibatches).
+CURVES = ("entropy", "reward", "accuracy", "cov_mean", "clip_frac", "selected_frac", "kl_ref", "ppo_kl",
+          "response_len", "pg_loss", "grad_norm", "rollout_s", "update_s")
+
+
+# ---------------------------------------------------------------- supervised warm-up
+
+def warmup(policy: torch.nn.Module, task: Addition, config: dict, progress: Progress) -> dict:
+    """Train on (prompt, answer) pairs, loss on answer tokens only, until sampled pass@1 on
+    training-distribution prompts reaches the target (checked every few steps from a minimum)."""
+    data_gen, check_gen, sample_gen = (torch.Generator().manual_seed(s) for s in (0, 1, 2))
+    check_pairs = task.sample_pairs(config["warmup_check_prompts"], check_gen)
+    opt = torch.optim.AdamW(policy.parameters(), lr=config["warmup_lr"])
+    history, pass1, step = [], 0.0, 0
+    policy.train()
+    start = time.perf_counter()
+    while step < config["warmup_max_steps"]:
+        pairs = task.sample_pairs(config["warmup_batch"], data_gen)
+        prompts, answers = task.prompts(pairs), task.answers(pairs)
+        logits = response_logits(policy, prompts, answers, 1.0)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step >= config["warmup_min_steps"] and step % config["warmup_check_every"] == 0:
+            responses = sample(policy, task.prompts(check_pairs), task.answer_len, 1.0, sample_gen)
+            pass1 = float(task.rewards(check_pairs, responses).mean())
+            history.append((step, loss.item(), pass1))
+            progress.update(step, config["warmup_max_steps"], f"loss {loss.item():.3f} sampled pass@1 {pass1:.3f}")
+            if pass1 >= config["warmup_target_pass1"]:
+                break
+    return {"steps": step, "pass1": pass1, "target_reached": pass1 >= config["warmup_target_pass1"],
+            "wall_s": time.perf_counter() - start, "history": history}
+
+
+# ---------------------------------------------------------------- GRPO
+
+@dataclass
+class Rollout:
+    prompts: torch.Tensor  # (B, P) tokens, each prompt repeated G times, groups contiguous
+    responses: torch.Tensor  # (B, L) sampled tokens
+    rewards: torch.Tensor  # (B,) verifier's 0/1
+    advantages: torch.Tensor  # (B,)
+    logp_old: torch.Tensor  # (B, L) under the sampling policy
+    logp_ref: torch.Tensor  # (B, L) under the reference (warm-up) policy
+    mask: torch.Tensor  # (B, L) bool, response tokens
+
+
+class GRPOTrainer:
+    def __init__(self, policy: torch.nn.Module, reference: torch.nn.Module, task: Addition, method: PolicyLoss,
+                 protocol, setting, seed: int, method_generator: torch.Generator):
+        self.policy, self.reference, self.task, self.method = policy, reference, task, method
+        self.protocol, self.setting = protocol, setting
+        self.reference.requires_grad_(False)
+        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2))
+        # one stream per purpose: evaluating (or not) never shifts the prompts or the rollouts
+        self.generators = {
+            "prompts": torch.Generator().manual_seed(1000 * seed + 1),
+            "rollout": torch.Generator().manual_seed(1000 * seed + 2),
+            "method": method_generator,
+        }
+        self.step = 0
+        self.curves: dict[str, list[float]] = {name: [] for name in CURVES}
+
+    # -- checkpointable state: everything a resumed run needs to continue bit for bit
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "policy": self.policy.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "generators": {name: g.get_state() for name, g in self.generators.items()},
+            "curves": {name: list(values) for name, values in self.curves.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.policy.load_state_dict(state["policy"])
+        self.opt.load_state_dict(state["optimizer"])
+        for name, g in self.generators.items():
+            g.set_state(state["generators"][name])
+        self.curves = {name: list(values) for name, values in state["curves"].items()}
+
+    # -- one step
+
+    @torch.no_grad()
+    def rollout(self) -> Rollout:
+        g, task = self.setting.group_size, self.task
+        pairs = task.sample_pairs(self.protocol.prompts_per_step, self.generators["prompts"]).repeat_interleave(g)
+        prompts = task.prompts(pairs)
+        responses, logits = sample(self.policy, prompts, task.answer_len, self.setting.temperature, self.generators["rollout"], return_logits=True)
+        rewards = task.rewards(pairs, responses)
+        logp_old = token_logp(logits, responses)
+        logp_ref = token_logp(response_logits(self.reference, prompts, responses, self.setting.temperature), responses)
+        mask = torch.ones_like(responses, dtype=torch.bool)  # fixed-length answers: every position is a response token
+        out = Rollout(prompts, responses, rewards, group_advantages(rewards, g), logp_old, logp_ref, mask)
+        self._log(entropy=masked_mean(token_entropy(logits), mask).item(), reward=rewards.mean().item(),
+                  cov_mean=masked_mean(token_covariance(logp_old, out.advantages, mask), mask).item(),
+                  kl_ref=masked_mean(k3_kl(logp_old, logp_ref), mask).item(), response_len=mask.sum(1).float().mean().item())
+        return out
+
+    def update(self, batch: Rollout) -> None:
+        p = self.protocol
+        size = len(batch.rewards) // p.minibatches  # whole groups per minibatch (spec checks divisibility)
+        logs: dict[str, list[float]] = {}
+        for _ in range(p.ppo_epochs):
+            for start in range(0, len(batch.rewards), size):
+                part = slice(start, start + size)
+                logits = response_logits(self.policy, batch.prompts[part], batch.responses[part], self.setting.temperature)
+                out = self.method.loss(PolicyBatch(
+                    logp=token_logp(logits, batch.responses[part]), logp_old=batch.logp_old[part], advantages=batch.advantages[part],
+                    mask=batch.mask[part], logp_ref=batch.logp_ref[part], logits=logits))
+                self.opt.zero_grad(set_to_none=True)
+                out.loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), p.grad_clip)
+                self.opt.step()
+                for key in ("clip_frac", "selected_frac", "ppo_kl", "pg_loss"):
+                    logs.setdefault(key, []).append(out.logs[key])
+                logs.setdefault("grad_norm", []).append(float(grad_norm))
+        self._log(**{key: sum(v) / len(v) for key, v in logs.items()})
+
+    def train_step(self) -> None:
+        t0 = time.perf_counter()
+        batch = self.rollout()
+        t1 = time.perf_counter()
+        self.update(batch)
+        t2 = time.perf_counter()
+        self._log(rollout_s=t1 - t0, update_s=t2 - t1, accuracy=self._greedy_accuracy())
+        self.step += 1
+
+    def train(self, progress: Progress) -> None:
+        while self.step < self.protocol.steps:
+            self.train_step()
+            c = self.curves
+            progress.update(self.step, self.protocol.steps, f"H {c['entropy'][-1]:.3f} R {c['reward'][-1]:.3f} acc {c['accuracy'][-1]:.3f}")
+
+    def evaluate(self, generator: torch.Generator) -> dict[str, float]:
+        return evaluate_policy(self.policy, self.task, self.protocol.eval_samples, self.setting.temperature, generator)
+
+    def _greedy_accuracy(self) -> float:
+        n = self.protocol.curve_eval_prompts
+        if n == 0:
+            return float("nan")
+        pairs = self.task.eval_pairs[:n]
+        with torch.no_grad():
+            responses = sample(self.policy, self.task.prompts(pairs), self.task.answer_len, 0.0, None)
+        return float(self.task.rewards(pairs, responses).mean())
+
+    def _log(self, **values: float) -> None:
+        for key, value in values.items():
+            self.curves[key].append(float(value))

@@ -1,0 +1,56 @@
+"""One tiny RLVR cell through the command line: warm-up, GRPO run, record, plots, and an MLflow
+run with the per-step curves as metric histories."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from entrobench import cli, record
+from entrobench.card import load_card
+from entrobench.cells import expand
+
+REPO = Path(__file__).resolve().parents[3]
+CARD = REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", configs)
+    card_path = configs / "rlvr" / CARD.name
+    card = load_card(card_path)
+    scaled = card.scale("tiny")
+    cell = next(c for c in expand(scaled) if c.method == "clip_cov" and c.seed == 0)
+    warm = tmp_path / card.family.warmup_path(scaled.protocol, "addition")
+    results = tmp_path / "results"
+
+    assert cli.main(["train-warmup", "--card", str(card_path), "--scale", "tiny", "--dataset", "addition", "--out", str(warm)]) == 0
+    out = cell.record_path(results)
+    assert cli.main(["run-cell", "--card", str(card_path), "--scale", "tiny", "--cell", cell.key, "--input", f"warmup={warm}", "--out", str(out)]) == 0
+    rec = record.read(out)
+    assert rec["status"] == record.OK, rec.get("reason")
+    assert len(rec["curves"]["entropy"]) == scaled.protocol.steps
+    assert 0 <= rec["metrics"]["pass_at_1"] <= 1 and rec["metrics"]["selected_frac"] > 0
+
+    plots = tmp_path / "plots"
+    assert cli.main(["plots", "--card", str(card_path), "--scale", "tiny", "--results", str(results), "--out", str(plots)]) == 0
+    assert sorted(p.name for p in plots.glob("*.png")) == ["addition-g8_t1-curves.png", "addition-g8_t1-entropy-reward.png"]
+
+    summary_path = tmp_path / "mlflow.json"
+    assert cli.main(["track", "--card", str(card_path), "--scale", "tiny", "--results", str(results), "--out", str(summary_path)]) == 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["created"] == 1
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=summary["tracking_uri"])
+    run_id = summary["runs"][f"tiny/{cell.key}"]
+    history = client.get_metric_history(run_id, "curve/entropy")
+    assert [m.step for m in history] == list(range(scaled.protocol.steps))
+    assert [m.value for m in history] == pytest.approx(rec["curves"]["entropy"])
+    assert client.get_run(run_id).data.metrics["pass_at_1"] == pytest.approx(rec["metrics"]["pass_at_1"])

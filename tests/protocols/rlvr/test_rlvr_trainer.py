@@ -1,0 +1,109 @@
+"""The GRPO trainer on the tiny card's protocol: deterministic per seed, resumable from its state
+dict bit for bit, and the run a cell records (curves, metrics, a KL-Cov schedule warning)."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from entrobench.card import load_card
+from entrobench.progress import Progress
+from entrobench.protocols.rlvr import run
+from entrobench.protocols.rlvr.model import build_policy
+from entrobench.protocols.rlvr.spec import warmup_config
+from entrobench.protocols.rlvr.task import Addition
+from entrobench.protocols.rlvr.trainer import CURVES, GRPOTrainer
+from methods import registry
+
+REPO = Path(__file__).resolve().parents[3]
+CARD = REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_card(CARD).scale("tiny")
+
+
+@pytest.fixture(scope="module")
+def warm(tiny, tmp_path_factory):
+    """The tiny card's warm-up checkpoint, trained once for this module."""
+    out = tmp_path_factory.mktemp("warmup") / "warmup.pt"
+    run.train_warmup(warmup_config(tiny.protocol, "addition"), out, Progress("test", every_s=1e9))
+    return out
+
+
+def _trainer(tiny, warm_path, method: str, seed: int = 0, **protocol_changes) -> GRPOTrainer:
+    protocol = dataclasses.replace(tiny.protocol, **protocol_changes)
+    task = Addition(protocol.digits, protocol.held_out)
+    start = torch.load(warm_path, weights_only=False)
+    policy, reference = (build_policy(protocol.n_layer, protocol.d_model, protocol.n_head, task.prompt_len + task.answer_len, 0) for _ in range(2))
+    policy.load_state_dict(start["state_dict"])
+    reference.load_state_dict(start["state_dict"])
+    _, params = tiny.method_params(method)
+    cls = registry.get(f"rlvr/{method}")
+    loss = cls(params, generator=torch.Generator().manual_seed(seed + 3))
+    return GRPOTrainer(policy, reference, task, loss, protocol, tiny.settings[0], seed, loss.generator)
+
+
+def test_warmup_reaches_a_policy_that_sometimes_answers_right(warm):
+    meta = torch.load(warm, weights_only=False)
+    assert meta["status"] == "ok" and meta["steps"] >= 20
+    assert 0 < meta["eval"]["pass_at_4"] <= 1  # something to reinforce
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny, warm):
+    a, b, c = (_trainer(tiny, warm, "clip_cov", seed=s) for s in (0, 0, 1))
+    for t in (a, b, c):
+        for _ in range(3):
+            t.train_step()
+    assert a.curves["reward"] == b.curves["reward"] and a.curves["entropy"] == b.curves["entropy"]
+    assert a.curves["entropy"] != c.curves["entropy"]
+
+
+def test_resume_from_state_dict_continues_bit_for_bit(tiny, warm):
+    straight = _trainer(tiny, warm, "clip_cov")
+    for _ in range(4):
+        straight.train_step()
+    first = _trainer(tiny, warm, "clip_cov")
+    for _ in range(2):
+        first.train_step()
+    state = copy.deepcopy(first.state_dict())
+    resumed = _trainer(tiny, warm, "clip_cov", seed=5)  # other seed: everything must come from the state
+    resumed.load_state_dict(state)
+    for _ in range(2):
+        resumed.train_step()
+    timing = {"rollout_s", "update_s"}
+    assert resumed.step == straight.step == 4
+    assert {k: v for k, v in resumed.curves.items() if k not in timing} == {k: v for k, v in straight.curves.items() if k not in timing}
+    for name, value in straight.policy.state_dict().items():
+        assert torch.equal(value, resumed.policy.state_dict()[name]), name
+
+
+def test_a_step_logs_every_curve_and_the_reference_stays_put(tiny, warm):
+    trainer = _trainer(tiny, warm, "kl")
+    before = {k: v.clone() for k, v in trainer.reference.state_dict().items()}
+    trainer.train_step()
+    assert all(len(trainer.curves[name]) == 1 for name in CURVES)
+    assert all(torch.equal(v, trainer.reference.state_dict()[k]) for k, v in before.items())
+    assert trainer.curves["response_len"] == [2.0]  # 1-digit addition: 2 answer tokens
+
+
+def test_run_cell_records_metrics_curves_and_the_kl_cov_warning(tiny, warm):
+    config = {"protocol": {**dataclasses.asdict(tiny.protocol), "minibatches": 1}, "setting": dataclasses.asdict(tiny.settings[0]),
+              "dataset": "addition", "seed": 0, "params": dataclasses.asdict(tiny.method_params("kl_cov")[1])}
+    out = run.run_cell(config, {"warmup": warm}, None, registry.get("rlvr/kl_cov"), Progress("test", every_s=1e9))
+    assert "fully on-policy" in out["warnings"][0]
+    assert len(out["curves"]["entropy"]) == tiny.protocol.steps
+    for name in ("pass_at_1", "pass_at_4", "maj_at_4", "entropy_ratio", "law_a", "law_b", "law_r2", "law_ceiling", "accuracy"):
+        assert name in out["metrics"], name
+
+
+def test_full_scale_cells_skip_with_a_reason(warm):
+    full = load_card(CARD).scale("full")
+    config = {"protocol": dataclasses.asdict(full.protocol), "setting": dataclasses.asdict(full.settings[0]),
+              "dataset": "math_l3to5", "seed": 0, "params": {}}
+    with pytest.raises(run.Skip, match="GPU rollout engine"):
+        run.run_cell(config, {"warmup": warm}, None, registry.get("rlvr/grpo"), Progress("test"))

@@ -1,0 +1,39 @@
+# RLVR: the supervised warm-up, built once and shared by every method, seed and card that
+# agree on its config (the hash in the file name); every GRPO cell starts from it.
+from entrobench.protocols.rlvr import spec as rlvr
+
+
+def _rlvr_warmups():
+    """Cache path -> (card, scale, dataset) for every RLVR card at every scale."""
+    builds = {}
+    for card in CARDS.values():
+        if card.spec.family != "rlvr":
+            continue
+        for scale in card.spec.scales:
+            s = scaled(card.id, scale)
+            for dataset in s.datasets:
+                builds.setdefault(rlvr.warmup_path(s.protocol, dataset), (card, scale, dataset))
+    return builds
+
+
+RLVR_WARMUPS = _rlvr_warmups()
+
+
+def _warmup_build(wc):
+    return RLVR_WARMUPS[f"{rlvr.CACHE}/warmup/{wc.dataset}-{wc.hash}.pt"]
+
+
+rule train_warmup:
+    input:
+        code=[REPO / "entrobench" / "protocols" / "rlvr" / name for name in ("trainer.py", "model.py", "task.py")],
+    output:
+        rlvr.CACHE + "/warmup/{dataset}-{hash}.pt",
+    log:
+        rlvr.CACHE + "/logs/warmup-{dataset}-{hash}.log",
+    params:
+        card=lambda wc: str(_warmup_build(wc)[0].path),
+        scale=lambda wc: _warmup_build(wc)[1],
+    threads: 1
+    shell:
+        "{PY} -m entrobench train-warmup --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
+        " {DATA_ROOT_ARG} --threads {threads} --out {output} 2> {log}"
