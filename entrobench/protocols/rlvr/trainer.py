@@ -78,6 +78,8 @@ class GRPOTrainer:
         self.protocol, self.setting = protocol, setting
         self.reference.requires_grad_(False)
         self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2))
+        ramp = protocol.lr_warmup_updates
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda update: min(1.0, (update + 1) / ramp) if ramp else 1.0)
         # one stream per purpose: evaluating (or not) never shifts the prompts or the rollouts
         self.generators = {
             "prompts": torch.Generator().manual_seed(1000 * seed + 1),
@@ -94,6 +96,7 @@ class GRPOTrainer:
             "step": self.step,
             "policy": self.policy.state_dict(),
             "optimizer": self.opt.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
             "generators": {name: g.get_state() for name, g in self.generators.items()},
             "curves": {name: list(values) for name, values in self.curves.items()},
         }
@@ -102,6 +105,7 @@ class GRPOTrainer:
         self.step = state["step"]
         self.policy.load_state_dict(state["policy"])
         self.opt.load_state_dict(state["optimizer"])
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
         for name, g in self.generators.items():
             g.set_state(state["generators"][name])
         self.curves = {name: list(values) for name, values in state["curves"].items()}
@@ -139,6 +143,7 @@ class GRPOTrainer:
                 out.loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), p.grad_clip)
                 self.opt.step()
+                self.lr_schedule.step()
                 for key in ("clip_frac", "selected_frac", "ppo_kl", "pg_loss"):
                     logs.setdefault(key, []).append(out.logs[key])
                 logs.setdefault("grad_norm", []).append(float(grad_norm))

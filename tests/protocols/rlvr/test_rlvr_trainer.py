@@ -82,6 +82,15 @@ def test_resume_from_state_dict_continues_bit_for_bit(tiny, warm):
         assert torch.equal(value, resumed.policy.state_dict()[name]), name
 
 
+def test_lr_ramps_up_linearly_over_the_first_updates(tiny, warm):
+    trainer = _trainer(tiny, warm, "grpo", lr_warmup_updates=4, minibatches=2)
+    lrs = []
+    for _ in range(3):  # 2 updates per step
+        lrs.append(trainer.opt.param_groups[0]["lr"])
+        trainer.train_step()
+    assert lrs == pytest.approx([tiny.protocol.lr * f for f in (0.25, 0.75, 1.0)])
+
+
 def test_a_step_logs_every_curve_and_the_reference_stays_put(tiny, warm):
     trainer = _trainer(tiny, warm, "kl")
     before = {k: v.clone() for k, v in trainer.reference.state_dict().items()}
