@@ -7,5 +7,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Metric:
     unit: str
-    direction: str  # "lower" or "higher" is better
+    direction: str  # "lower" or "higher" is better; "" for a descriptive number (a fitted constant)
     description: str = ""
+
+    @property
+    def reading(self) -> str:
+        return f"{self.direction} is better" if self.direction else "descriptive"

@@ -187,9 +187,9 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
 def _cells_line(card: Card) -> str:
     table, metrics = card.spec.table, card.family.METRICS
     if table.layout == "metrics":
-        shown = "; ".join(f"{m}: {metrics[m].description or m} ({metrics[m].direction} is better)" for m in [table.metric, *table.extra_metrics])
-        return f"Cells: mean ± 95% CI (Student t) over seeds. Columns: {shown}."
-    return f"Cells: {table.metric} ({metrics[table.metric].unit}, {metrics[table.metric].direction} is better), mean ± 95% CI (Student t) over seeds."
+        shown = "".join(f"\n- `{m}` ({metrics[m].unit}, {metrics[m].reading}): {metrics[m].description}" for m in [table.metric, *table.extra_metrics])
+        return f"Cells: mean ± 95% CI (Student t) over seeds. Columns:\n{shown}"
+    return f"Cells: {table.metric} ({metrics[table.metric].unit}, {metrics[table.metric].reading}), mean ± 95% CI (Student t) over seeds."
 
 
 def _describe_setting(setting) -> str:
