@@ -84,6 +84,8 @@ def _row_status(cells: pd.DataFrame) -> str:
 
 
 def _fmt(mean: float, ci: float) -> str:
+    if math.isnan(mean):  # a metric that can be undefined, e.g. a threshold never crossed: its description says
+        return "—"
     if math.isnan(ci):
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {ci:.2f}"

@@ -99,7 +99,7 @@ METRICS = {
     "entropy_start": Metric("nats/token", "higher", "policy entropy over the first rollout batch's response tokens"),
     "entropy_final": Metric("nats/token", "higher", "policy entropy, mean of the last `smooth` steps"),
     "entropy_ratio": Metric("ratio", "higher", "entropy_final / entropy_start"),
-    "steps_to_10pct": Metric("steps", "higher", "first step where smoothed entropy < 10% of its start (nan: never)"),
+    "steps_to_10pct": Metric("steps", "higher", "first step where smoothed entropy < 10% of its start (—: not within the run)"),
     "reward_start": Metric("fraction", "higher", "rollout reward of the first step"),
     "reward_final": Metric("fraction", "higher", "rollout reward, mean of the last `smooth` steps"),
     "law_a": Metric("reward", "", "fitted a of R = -a exp(H) + b (smoothed per-step values)"),
