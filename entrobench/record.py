@@ -60,6 +60,31 @@ def peak_mem_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cost() -> dict[str, Any]:
+    """What this process used (CPU seconds of it and its children, GPUs it held) and, under SLURM,
+    where it ran and what its job asked for. Wall time and peak memory are top-level fields."""
+    env = os.environ
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    slurm = env.get("SLURM_JOB_ID")
+    gpus = env.get("SLURM_JOB_GPUS") if slurm else env.get("CUDA_VISIBLE_DEVICES")
+    return {
+        "node": env.get("SLURMD_NODENAME") or platform.node(),
+        "cpu_s": sum(u.ru_utime + u.ru_stime for u in usage),
+        "gpus": len([g for g in (gpus or "").split(",") if g.strip()]),
+        "requested": {
+            "cpus": _int(env.get("SLURM_CPUS_PER_TASK") or env.get("SLURM_CPUS_ON_NODE")),
+            "mem_mb": _int(env.get("SLURM_MEM_PER_NODE")),
+            "gpus": _int(env.get("SLURM_GPUS") or env.get("SLURM_GPUS_ON_NODE")),
+            "partition": env.get("SLURM_JOB_PARTITION"),
+            "account": env.get("SLURM_JOB_ACCOUNT"),
+        } if slurm else None,
+    }
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
 def git_sha() -> str:
     repo = Path(__file__).resolve().parents[1]
     try:

@@ -81,6 +81,8 @@ rule train_source:
         card=lambda wc: str(_source_build(wc)[0].path),
         scale=lambda wc: _source_build(wc)[1],
     threads: 1
+    resources:
+        **job_resources(_source_build),
     shell:
         "{PY} -m entrobench train-source --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
         " --norm {wildcards.norm} --data {input.data} {DATA_ROOT_ARG} --threads {threads} --out {output} 2> {log}"
