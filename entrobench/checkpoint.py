@@ -3,7 +3,7 @@
 A cluster kills a job at its walltime (SLURM sends SIGTERM, then SIGKILL after KillWait), and
 Snakemake reruns it. Any family's training or adaptation loop becomes resumable like this:
 
-    ckpt = Checkpoint(checkpoint.beside(out), every=50)
+    ckpt = Checkpoint(checkpoint.beside(out), every=50, fingerprint=checkpoint.fingerprint(config, __file__))
     with ckpt:                              # SIGTERM now means: finish the step, save, exit 143
         state = ckpt.load()                 # None on a fresh start; else the dict saved last,
         ...                                 #   with torch/numpy/python RNG states restored
@@ -13,6 +13,8 @@ Snakemake reruns it. Any family's training or adaptation loop becomes resumable 
     write_final_output(out)
     ckpt.discard()                          # only once the output is safely written
 
+`fingerprint` names what the saved state depends on (config and code): a checkpoint left by a
+killed job is not resumed once the card or the code has changed; the loop starts over.
 `state_fn` is called only when a save is due, so building the state costs nothing on other
 steps. A save is a `torch.save` of {step, state, RNG states} to a temp file renamed over the
 checkpoint: a kill at any moment (SIGKILL included) leaves the previous checkpoint or the new
@@ -21,6 +23,7 @@ remaining steps read: weights, optimizer and scheduler, running sums, the data o
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
@@ -32,8 +35,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from entrobench.hashing import content_hash
+
 EVERY_ENV = "ENTROBENCH_CHECKPOINT_EVERY"  # overrides every loop's save interval (tests use 1)
 TERMINATED = 128 + signal.SIGTERM  # the shell's code for death by SIGTERM: Snakemake and SLURM see a failed job
+
+
+def fingerprint(config: Any, *code_files: str | Path) -> str:
+    """A short hash of a job's config and the source files whose code its loop runs."""
+    code = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in code_files]
+    return content_hash({"config": config, "code": code})
 
 
 def beside(out: str | Path) -> Path:
@@ -43,9 +54,10 @@ def beside(out: str | Path) -> Path:
 
 
 class Checkpoint:
-    def __init__(self, path: str | Path | None, every: int = 100, log=sys.stderr):
+    def __init__(self, path: str | Path | None, every: int = 100, fingerprint: str = "", log=sys.stderr):
         """`path` None: a loop run without checkpoints (nothing saved, SIGTERM left alone)."""
         self.path = Path(path) if path is not None else None
+        self.fingerprint = fingerprint
         self.every = int(os.environ.get(EVERY_ENV) or every)
         if self.every < 1:
             raise ValueError(f"checkpoint interval must be >= 1 step, got {self.every} (from {EVERY_ENV} or the caller)")
@@ -72,6 +84,9 @@ class Checkpoint:
         if self.path is None or not self.path.is_file():
             return None
         saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        if saved["fingerprint"] != self.fingerprint:
+            print(f"checkpoint: {self.path} was saved by another config or code version; starting over", file=self.log, flush=True)
+            return None
         torch.set_rng_state(saved["rng"]["torch"])
         np.random.set_state(saved["rng"]["numpy"])
         random.setstate(saved["rng"]["python"])
@@ -95,7 +110,7 @@ class Checkpoint:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f"{self.path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                torch.save({"step": i, "state": state, "rng": rng}, f)
+                torch.save({"step": i, "state": state, "rng": rng, "fingerprint": self.fingerprint}, f)
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

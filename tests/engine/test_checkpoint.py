@@ -96,3 +96,15 @@ def test_killed_loop_resumes_to_the_uninterrupted_result(tmp_path, sig):
     a, b = torch.load(reference), torch.load(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after a kill at save {kill_at}"
     assert not (tmp_path / "loop.ckpt").exists()  # discarded once the output is written
+
+
+def test_a_checkpoint_from_another_config_or_code_is_not_resumed(tmp_path):
+    code = tmp_path / "loop_code.py"
+    code.write_text("x = 1\n")
+    path = tmp_path / "c.ckpt"
+    Checkpoint(path, fingerprint=checkpoint.fingerprint({"lr": 0.1}, code)).save(4, {"w": 1})
+    assert Checkpoint(path, fingerprint=checkpoint.fingerprint({"lr": 0.1}, code)).load() == {"w": 1}
+    assert Checkpoint(path, fingerprint=checkpoint.fingerprint({"lr": 0.2}, code)).load() is None
+    code.write_text("x = 2\n")
+    resumed = Checkpoint(path, fingerprint=checkpoint.fingerprint({"lr": 0.1}, code))
+    assert resumed.load() is None and resumed.start == 0

@@ -7,6 +7,7 @@ next arrives), resetting the model at every corruption unless the setting is con
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -86,7 +87,7 @@ def train_source(config: dict, data_path: Path, data_root: Path | None, out: Pat
     elif config["source_weights"] != "train":
         meta = _load_published_weights(config, data_root)
     else:
-        meta = _train(config, arrays, data_meta["n_classes"], progress, Checkpoint(checkpoint.beside(out), every=TRAIN_CHECKPOINT_EVERY))
+        meta = _train(config, arrays, data_meta["n_classes"], progress, Checkpoint(checkpoint.beside(out), TRAIN_CHECKPOINT_EVERY, checkpoint.fingerprint(config, __file__)))
     _atomic_torch_save(meta, out)
     checkpoint.beside(out).unlink(missing_ok=True)  # only once the model is safely written
     return {k: v for k, v in meta.items() if k != "state_dict"}
@@ -183,7 +184,8 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if protocol.amp and device.type == "cuda" else contextlib.nullcontext()
     per_domain, stream, tally = {}, StreamCurves(protocol.curve_every), None
     adapt_s, resets, done = 0.0, 0, (-1, -1)  # done: (domain, batch) of the last batch already streamed
-    with Checkpoint(checkpoint_path, every=ADAPT_CHECKPOINT_EVERY) as ckpt:
+    code = (__file__, inspect.getsourcefile(method_cls))
+    with Checkpoint(checkpoint_path, ADAPT_CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
         saved = ckpt.load()
         if saved is not None:  # the method object holds model, optimizer and its running state
             method, per_domain, stream, tally = saved["method"], saved["per_domain"], saved["stream"], saved["tally"]
