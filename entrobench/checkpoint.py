@@ -80,16 +80,19 @@ class Checkpoint:
             print(f"checkpoint: SIGTERM after the last step, finishing {self.path.name}", file=self.log, flush=True)
 
     def load(self) -> dict[str, Any] | None:
-        """The state saved last (RNG states restored, `start` set past its step), or None."""
+        """The state saved last (RNG states restored, `start` set past its step), or None.
+        Tensors come back on the device they were saved from (a GPU job resumes on a GPU)."""
         if self.path is None or not self.path.is_file():
             return None
-        saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        saved = torch.load(self.path, weights_only=False)
         if saved["fingerprint"] != self.fingerprint:
             print(f"checkpoint: {self.path} was saved by another config or code version; starting over", file=self.log, flush=True)
             return None
         torch.set_rng_state(saved["rng"]["torch"])
         np.random.set_state(saved["rng"]["numpy"])
         random.setstate(saved["rng"]["python"])
+        if saved["rng"].get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
         self.start = saved["step"] + 1
         print(f"checkpoint: resuming from {self.path} at step {self.start}", file=self.log, flush=True)
         return saved["state"]
@@ -105,7 +108,8 @@ class Checkpoint:
             raise SystemExit(TERMINATED)
 
     def save(self, i: int, state: dict[str, Any]) -> None:
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+               "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f"{self.path.name}.", suffix=".tmp")
         try:
