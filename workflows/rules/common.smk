@@ -86,3 +86,7 @@ def job_resources(owner):
         return value
 
     return {key: get(key) for key in JOB_RESOURCES}
+
+
+# Rules that need nothing from the card (data preparation) still go to the chosen partition and account.
+CLUSTER_PLACEMENT = {key: (lambda wc, key=key: CLUSTER_OVERRIDES.get(key)) for key in ("slurm_partition", "slurm_account")}
