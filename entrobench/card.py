@@ -74,6 +74,7 @@ class Scale:
 
 
 LAYOUTS = ("domains", "metrics")
+COSTS = ("", "cpu_s", "gpu_h")
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,13 @@ class TableSpec:
     # corruptions), `extra_metrics` in a smaller table below; "metrics": one column per metric,
     # `metric` first (families whose cells have no domains, e.g. one RL run per cell)
     layout: str = "domains"
+    cost: str = ""  # a last column with each cell's cost: "cpu_s" (CPU-seconds) or "gpu_h" (GPU-hours); "" for none
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.cost not in COSTS:
+            raise ValueError(f"cost must be one of {', '.join(map(repr, COSTS))}, got {self.cost!r}")
 
 
 @dataclass(frozen=True)

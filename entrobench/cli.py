@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -159,7 +160,7 @@ def cmd_train_warmup(args) -> int:
 
 
 def cmd_run_cell(args) -> int:
-    from entrobench import record
+    from entrobench import checkpoint, record
     from entrobench.cells import Cell, cell_config
     from entrobench.hashing import content_hash
     from entrobench.progress import Progress
@@ -186,18 +187,19 @@ def cmd_run_cell(args) -> int:
     }
     inputs = dict(item.split("=", 1) for item in args.input)
     start = time.time()
+    run_cell = _family_run(card.spec.family).run_cell
+    resumable = {"checkpoint_path": checkpoint.beside(args.out)} if "checkpoint_path" in inspect.signature(run_cell).parameters else {}
     try:
-        result = _family_run(card.spec.family).run_cell(
-            config, {k: Path(v) for k, v in inputs.items()}, args.data_root, registry.get(config["method"]), Progress(f"{card.id} {cell.key}")
-        )
+        result = run_cell(config, {k: Path(v) for k, v in inputs.items()}, args.data_root, registry.get(config["method"]), Progress(f"{card.id} {cell.key}"), **resumable)
         outcome = {"status": record.OK, **result}
     except record.Skip as err:
         outcome = {"status": record.SKIPPED, "reason": str(err), "metrics": {}, "curves": {}}
     except Exception as err:  # a failed cell is a result too: the table shows it, the rest of the DAG goes on
         traceback.print_exc()
         outcome = {"status": record.FAILED, "reason": f"{type(err).__name__}: {err}", "metrics": {}, "curves": {}}
-    outcome.update(wall_s=time.time() - start, peak_mem_mb=record.peak_mem_mb(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    outcome.update(wall_s=time.time() - start, peak_mem_mb=record.peak_mem_mb(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cost=record.cost())
     record.write(args.out, {**base, **outcome})
+    checkpoint.beside(args.out).unlink(missing_ok=True)  # only once the record is safely written
     print(f"{card.id} {cell.key} -> {args.out}: {outcome['status']} {outcome.get('reason', '')} ({outcome['wall_s']:.1f}s)", file=sys.stderr)
     return 0
 

@@ -60,6 +60,54 @@ def peak_mem_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cost() -> dict[str, Any]:
+    """What this process used (CPU seconds of it and its children, GPUs it held) and, under SLURM,
+    where it ran and what its job asked for. Wall time and peak memory are top-level fields."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    job = slurm_job(os.environ.get("SLURM_JOB_ID"))
+    gpus = job["gpus"] if job else len([g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()])
+    return {
+        "node": (job or {}).get("node") or platform.node(),
+        "cpu_s": sum(u.ru_utime + u.ru_stime for u in usage),
+        "gpus": gpus or 0,
+        "requested": job,
+    }
+
+
+def slurm_job(job_id: str | None) -> dict[str, Any] | None:
+    """What a SLURM job asked for, from `scontrol show job`: the job's environment is no guide (the
+    Snakemake plugin strips SLURM_* variables inside jobs). None outside SLURM."""
+    if not job_id:
+        return None
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {"job_id": job_id}
+    fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
+    tres = dict(item.split("=", 1) for item in fields.get("TRES", "").split(",") if "=" in item)
+    return {
+        "job_id": job_id,
+        "node": fields.get("NodeList"),
+        "partition": fields.get("Partition"),
+        "account": fields.get("Account"),
+        "time_limit": fields.get("TimeLimit"),
+        "cpus": _int(tres.get("cpu")),
+        "mem_mb": _mem_mb(tres.get("mem")),
+        "gpus": _int(tres.get("gres/gpu")) or 0,
+    }
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _mem_mb(text: str | None) -> int | None:
+    """SLURM's memory with its unit (500M, 2G, 1T) in MB."""
+    if not text or text[-1] not in "KMGT" or not text[:-1].replace(".", "").isdigit():
+        return None
+    return round(float(text[:-1]) * 1024 ** "KMGT".index(text[-1]) / 1024)
+
+
 def git_sha() -> str:
     repo = Path(__file__).resolve().parents[1]
     try:

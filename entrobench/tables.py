@@ -32,6 +32,8 @@ class Block:
 def render(card: Card, scale: str, results: Path, out_dir: Path) -> dict[str, Path]:
     records = aggregate.load_records(card, scale, results)
     df = aggregate.frame(records)
+    if card.spec.table.cost:
+        df = pd.concat([df, _cost_rows(records, card.spec.table.cost)], ignore_index=True)
     summary = aggregate.summarize(df)
     scaled = card.scale(scale)
     blocks = [_block(card, scale, summary, df, dataset, setting.name) for dataset in scaled.datasets for setting in scaled.settings]
@@ -56,6 +58,8 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
         domains = card.family.columns(card.scale(scale).protocol)
         columns = {col: (f"{table.metric}/{col}", table.metric, col) for col in domains} | {"mean": (table.metric, table.metric, "mean")}
         extra_metrics = table.extra_metrics
+    if table.cost:
+        columns[f"cost ({COST_UNITS[table.cost]})"] = (f"cost/{table.cost}", f"cost/{table.cost}", "mean")
     text, numeric, extra = {}, {}, {}
     for entry in card.spec.methods:
         label = entry.label or entry.name
@@ -76,6 +80,20 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
             for m in extra_metrics
         }
     return Block(dataset, setting, pd.DataFrame.from_dict(text, orient="index"), pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(extra, orient="index"))
+
+
+COST_UNITS = {"cpu_s": "CPU-s per cell", "gpu_h": "GPU-h per cell"}
+
+
+def _cost_rows(records: list[dict], cost: str) -> pd.DataFrame:
+    """Each cell's cost as a metric row: CPU-seconds used, or GPU-hours held (GPUs x wall time)."""
+    rows = []
+    for rec in records:
+        if "cost" not in rec:  # missing cells, and records written before costs were recorded
+            continue
+        value = rec["cost"]["cpu_s"] if cost == "cpu_s" else rec["cost"]["gpus"] * rec["wall_s"] / 3600
+        rows.append({**{k: rec[k] for k in (*aggregate.KEYS, "seed", "status")}, "reason": rec.get("reason", ""), "metric": f"cost/{cost}", "value": value})
+    return pd.DataFrame(rows, columns=[*aggregate.KEYS, "seed", "status", "reason", "metric", "value"])
 
 
 def _row_status(cells: pd.DataFrame) -> str:

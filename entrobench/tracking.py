@@ -85,6 +85,9 @@ def _log_cell(client, run_id: str, rec: dict, path: Path, card: Card) -> None:
     params["method"] = rec["config"]["method"]
     metrics = [Metric(name, float(value), 0, 0) for name, value in rec["metrics"].items()]
     metrics += [Metric("cost/wall_s", rec["wall_s"], 0, 0), Metric("cost/peak_mem_mb", rec["peak_mem_mb"], 0, 0)]
+    if "cost" in rec:  # CPU-seconds, GPUs held, and where it ran (records from before costs lack it)
+        metrics += [Metric("cost/cpu_s", rec["cost"]["cpu_s"], 0, 0), Metric("cost/gpus", rec["cost"]["gpus"], 0, 0)]
+        tags["node"] = rec["cost"]["node"]
     for name, values in rec.get("curves", {}).items():
         metrics += [Metric(f"curve/{name}", float(v), 0, step) for step, v in enumerate(values)]
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()], tags=[RunTag(k, v) for k, v in tags.items()])

@@ -64,3 +64,72 @@ def write_card(configs):
         return path
 
     return write
+
+
+# 8 methods x 2 seeds = 16 cells on the tiny protocol, for the parallel runs (local and SLURM).
+# No wall-time column (adapt_s), so two runs of it give identical tables.
+PARALLEL_CARD = {
+    "version": 1, "title": "Sixteen parallel cells", "arxiv": "0000.00000", "defaults": ["_defaults/tta_corruption"],
+    "methods": [
+        {"name": "source"}, {"name": "bn_adapt"}, {"name": "tent"},
+        {"name": "tent_sgd", "method": "tta/tent", "params": {"optimizer": "sgd", "lr": 0.005}},
+        {"name": "tent_lr3", "method": "tta/tent", "params": {"lr": 0.003}},
+        {"name": "eta", "method": "tta/eata", "params": {"fisher_alpha": 0.0}}, {"name": "eata"}, {"name": "deyo"},
+    ],
+    "settings": [{"name": "reset_bs64", "batch_size": 64}],
+    "table": {"metric": "error_pct", "extra_metrics": ["backward_per_1k", "entropy_mean"]},
+    "scales": {"tiny": {"seeds": [0, 1]}},
+}
+
+
+@pytest.fixture
+def parallel_card(tmp_path) -> tuple[Path, str]:
+    """(work folder, card id): a scratch work folder whose configs/ holds PARALLEL_CARD only."""
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "configs" / "_defaults", configs / "_defaults")
+    (configs / "tta").mkdir()
+    (configs / "tta" / "parallel16.yaml").write_text(yaml.safe_dump(PARALLEL_CARD, sort_keys=False))
+    return tmp_path, "parallel16"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 with a SQLite database backend; yields its URI and
+    stops it (its process group, by PID) afterwards."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = tmp_path / "mlflow-server"
+    store.mkdir()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+           "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination", str(store / "artifacts")]
+    log = open(store / "server.log", "w")
+    # no background job runner (seven worker processes the tests do not use)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, (store / "server.log").read_text()[-3000:]
+                time.sleep(0.25)
+        else:
+            raise AssertionError(f"mlflow server did not answer in 60 s: {(store / 'server.log').read_text()[-3000:]}")
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

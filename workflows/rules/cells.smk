@@ -53,8 +53,7 @@ rule run_cell:
         inputs=cell_input_args,
     threads: 1
     resources:
-        mem_mb=lambda wc: scaled(_owner(wc)[0].id, wc.scale).resources.get("mem_mb", 2000),
-        runtime=lambda wc: scaled(_owner(wc)[0].id, wc.scale).resources.get("runtime", 30),
+        **job_resources(_owner),
     shell:
         "{PY} -m entrobench run-cell --card {params.card} --scale {wildcards.scale} --cell {params.cell}"
         " {DATA_ROOT_ARG} {params.inputs} --threads {threads} --out {output} 2> {log}"

@@ -63,3 +63,30 @@ def targets_for_scale(scale):
     out = [f"results/{c.id}/{scale}/table.md" for c in cards]
     out += [f"results/leaderboards/{b}/{scale}.md" for b in sorted({c.spec.benchmark for c in cards if c.spec.benchmark})]
     return out
+
+
+# What a job asks a cluster for: the card's scale (`resources: {mem_mb, runtime, gpu, ...}`),
+# with partition and account from `--config slurm_partition=... slurm_account=...` overriding the
+# card, so a user on another cluster edits no card. Local runs read only threads and mem_mb.
+JOB_RESOURCES = ("mem_mb", "runtime", "gpu", "gpu_model", "gres", "constraint", "slurm_partition", "slurm_account", "slurm_extra")
+CLUSTER_OVERRIDES = {k: config[k] for k in ("slurm_partition", "slurm_account") if config.get(k)}
+# A resource a rule leaves unset (None) drops the profile's default too, hence these. The signal:
+# SIGTERM two minutes before the walltime, so long jobs save a checkpoint (entrobench/checkpoint.py).
+JOB_DEFAULTS = {"mem_mb": 2000, "runtime": 30, "slurm_extra": "--signal=TERM@120"}
+
+
+def job_resources(owner):
+    """Rule resources, for a rule whose `owner(wildcards)` gives (card, scale, ...)."""
+
+    def get(key):
+        def value(wc):
+            card, scale = owner(wc)[:2]
+            return {**JOB_DEFAULTS, **scaled(card.id, scale).resources, **CLUSTER_OVERRIDES}.get(key)
+
+        return value
+
+    return {key: get(key) for key in JOB_RESOURCES}
+
+
+# Rules that need nothing from the card (data preparation) still go to the chosen partition and account.
+CLUSTER_PLACEMENT = {key: (lambda wc, key=key: CLUSTER_OVERRIDES.get(key)) for key in ("slurm_partition", "slurm_account")}

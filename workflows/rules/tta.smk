@@ -43,6 +43,8 @@ rule prepare_data:
         scale=lambda wc, output: TTA_DATA[output[0]][1],
         # a data root that appears (or goes) later must redo the data, not keep a 'skipped' file
         data_present=lambda wc: bool(DATA_ROOT and DATA_ROOT.is_dir()),
+    resources:
+        **CLUSTER_PLACEMENT,
     shell:
         "{PY} -m entrobench prepare-data --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
         " {DATA_ROOT_ARG} --out {output} 2> {log}"
@@ -64,6 +66,8 @@ rule corrupt_stream:
         card=lambda wc: str(_stream_build(wc)[0].path),
         scale=lambda wc: _stream_build(wc)[1],
         seed=lambda wc: _stream_build(wc)[3],
+    resources:
+        **CLUSTER_PLACEMENT,
     shell:
         "{PY} -m entrobench corrupt-stream --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
         " --seed {params.seed} --data {input.data} --out {output} 2> {log}"
@@ -81,6 +85,8 @@ rule train_source:
         card=lambda wc: str(_source_build(wc)[0].path),
         scale=lambda wc: _source_build(wc)[1],
     threads: 1
+    resources:
+        **job_resources(_source_build),
     shell:
         "{PY} -m entrobench train-source --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
         " --norm {wildcards.norm} --data {input.data} {DATA_ROOT_ARG} --threads {threads} --out {output} 2> {log}"

@@ -7,6 +7,7 @@ next arrives), resetting the model at every corruption unless the setting is con
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from entrobench import checkpoint
+from entrobench.checkpoint import Checkpoint
 from entrobench.data.sources import DataUnavailable, load_clean, load_corrupted
 from entrobench.models.zoo import build_model, robustbench_state_dict
 from entrobench.progress import Progress
@@ -22,6 +25,9 @@ from entrobench.record import Skip
 from entrobench.protocols.tta.spec import DATASETS, Protocol, Setting
 
 MAJORITY_WINDOW = 64  # predictions in the trailing window of the per-batch collapse curve
+# Steps between checkpoints (a save costs one torch.save of the state; SIGTERM saves at once)
+TRAIN_CHECKPOINT_EVERY = 200
+ADAPT_CHECKPOINT_EVERY = 100
 
 
 # --- prepare data ------------------------------------------------------------------------------
@@ -81,12 +87,13 @@ def train_source(config: dict, data_path: Path, data_root: Path | None, out: Pat
     elif config["source_weights"] != "train":
         meta = _load_published_weights(config, data_root)
     else:
-        meta = _train(config, arrays, data_meta["n_classes"], progress)
+        meta = _train(config, arrays, data_meta["n_classes"], progress, Checkpoint(checkpoint.beside(out), TRAIN_CHECKPOINT_EVERY, checkpoint.fingerprint(config, __file__)))
     _atomic_torch_save(meta, out)
+    checkpoint.beside(out).unlink(missing_ok=True)  # only once the model is safely written
     return {k: v for k, v in meta.items() if k != "state_dict"}
 
 
-def _train(config: dict, arrays: dict, n_classes: int, progress: Progress) -> dict:
+def _train(config: dict, arrays: dict, n_classes: int, progress: Progress, ckpt: Checkpoint) -> dict:
     torch.manual_seed(0)  # one source model shared by all seeds: seeds vary the stream, not the model
     x, y = torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"])
     model = build_model(config["architecture"], config["norm"], n_classes, x.shape[1])
@@ -94,19 +101,29 @@ def _train(config: dict, arrays: dict, n_classes: int, progress: Progress) -> di
     steps_per_epoch = -(-len(x) // batch)
     opt = torch.optim.Adam(model.parameters(), lr=config["train_peak_lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["train_peak_lr"], total_steps=epochs * steps_per_epoch)
-    losses = []
+    losses, order = [], None
     model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(x))
-        for start in range(0, len(x), batch):
-            idx = order[start : start + batch]
+    with ckpt:
+        saved = ckpt.load()
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            losses, order = saved["losses"], saved["order"]
+        for step in range(ckpt.start, epochs * steps_per_epoch):
+            epoch, start = divmod(step, steps_per_epoch)
+            if start == 0:
+                order = torch.randperm(len(x))
+            idx = order[start * batch : (start + 1) * batch]
             loss = F.cross_entropy(model(_random_shift(x[idx], 2)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
-        progress.update(epoch + 1, epochs, f"loss {np.mean(losses[-steps_per_epoch:]):.3f}")
+            ckpt.step(step, lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "losses": losses, "order": order})
+            if start == steps_per_epoch - 1:
+                progress.update(epoch + 1, epochs, f"loss {np.mean(losses[-steps_per_epoch:]):.3f}")
     model.eval()
     with torch.no_grad():
         x_test, y_test = torch.from_numpy(arrays["x_test"]), torch.from_numpy(arrays["y_test"])
@@ -143,8 +160,10 @@ def _load_published_weights(config: dict, data_root: Path | None) -> dict:
 # --- one cell ----------------------------------------------------------------------------------
 
 
-def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress) -> dict:
-    """Stream every corruption through the method. Returns metrics, curves and a data fingerprint."""
+def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress, checkpoint_path: Path | None = None) -> dict:
+    """Stream every corruption through the method. Returns metrics, curves and a data fingerprint.
+    With `checkpoint_path`, the stream position and everything the method holds are saved every
+    ADAPT_CHECKPOINT_EVERY batches and on SIGTERM, and a rerun resumes there."""
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
     arrays, data_meta = load_prepared(inputs["data"])
     streams, stream_meta = load_prepared(inputs["stream"]) if "stream" in inputs else ({}, {"status": "ok"})
@@ -163,26 +182,40 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
 
     # bf16 needs no loss scaling, unlike fp16: the methods' backward passes run unchanged
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if protocol.amp and device.type == "cuda" else contextlib.nullcontext()
-    per_domain, stream = {}, StreamCurves(protocol.curve_every)
-    adapt_s, resets = 0.0, 0
-    for d, corruption in enumerate(protocol.corruptions):
-        x, y = _stream(config, protocol, setting, streams, corruption, d, data_root)
-        if not setting.continual:
-            method.reset()
-        tally = DomainTally()
-        n_batches = -(-len(x) // setting.batch_size)
-        for b, start in enumerate(range(0, len(x), setting.batch_size)):
-            xb, yb = torch.from_numpy(x[start : start + setting.batch_size]).to(device), y[start : start + setting.batch_size]
-            t0 = time.perf_counter()
-            with autocast:
-                logits = method.adapt(xb)
-            adapt_s += time.perf_counter() - t0
-            preds = logits.float().argmax(1).cpu().numpy()
-            tally.add(preds, yb, method.last_stats)
-            stream.add(preds, yb, method.last_stats)
-            resets += int(method.last_stats.get("reset", 0))
-            progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {tally.error_pct():.1f}%")
-        per_domain[corruption] = tally.metrics()
+    per_domain, stream, tally = {}, StreamCurves(protocol.curve_every), None
+    adapt_s, resets, done = 0.0, 0, (-1, -1)  # done: (domain, batch) of the last batch already streamed
+    code = [__file__, *sorted({inspect.getsourcefile(c) for c in method_cls.__mro__ if c.__module__.startswith("methods.")})]  # the method and its bases
+    with Checkpoint(checkpoint_path, ADAPT_CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
+        saved = ckpt.load()
+        if saved is not None:  # the method object holds model, optimizer and its running state
+            method, per_domain, stream, tally = saved["method"], saved["per_domain"], saved["stream"], saved["tally"]
+            adapt_s, resets, done = saved["adapt_s"], saved["resets"], saved["done"]
+        step = ckpt.start
+        for d, corruption in enumerate(protocol.corruptions):
+            if d < done[0]:
+                continue
+            x, y = _stream(config, protocol, setting, streams, corruption, d, data_root)
+            if d > done[0]:
+                if not setting.continual:
+                    method.reset()
+                tally = DomainTally()
+            n_batches = -(-len(x) // setting.batch_size)
+            for b, start in enumerate(range(0, len(x), setting.batch_size)):
+                if (d, b) <= done:
+                    continue
+                xb, yb = torch.from_numpy(x[start : start + setting.batch_size]).to(device), y[start : start + setting.batch_size]
+                t0 = time.perf_counter()
+                with autocast:
+                    logits = method.adapt(xb)
+                adapt_s += time.perf_counter() - t0
+                preds = logits.float().argmax(1).cpu().numpy()
+                tally.add(preds, yb, method.last_stats)
+                stream.add(preds, yb, method.last_stats)
+                resets += int(method.last_stats.get("reset", 0))
+                progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {tally.error_pct():.1f}%")
+                ckpt.step(step, lambda: {"method": method, "per_domain": per_domain, "stream": stream, "tally": tally, "adapt_s": adapt_s, "resets": resets, "done": (d, b)})
+                step += 1
+            per_domain[corruption] = tally.metrics()
     metrics = {}
     for name in per_domain[protocol.corruptions[0]]:
         values = [per_domain[c][name] for c in protocol.corruptions]

@@ -1,0 +1,114 @@
+"""Walltime kills: a TTA source-model training job and an adaptation cell, killed by SIGTERM or
+SIGKILL at a random step and rerun, end bitwise equal to an uninterrupted run, and MLflow holds
+one run for the cell, not two."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from entrobench.card import load_card
+from entrobench.cells import expand
+from entrobench.checkpoint import EVERY_ENV, TERMINATED
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+CARD = {
+    "version": 1, "title": "Resume", "arxiv": "0000.00000", "defaults": ["_defaults/tta_corruption"],
+    "methods": [{"name": "tent"}],
+    "settings": [{"name": "reset_bs16", "batch_size": 16}],  # 24 adaptation steps: room to kill in the middle
+    "scales": {"tiny": {"seeds": [0]}},
+}
+TIMING = {"adapt_s"}  # the one metric that is a wall time, not a result
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def done_once(tmp_path_factory):
+    """The card run once, uninterrupted, through the DAG: caches, record, MLflow, table."""
+    work = tmp_path_factory.mktemp("resume")
+    configs = work / "configs"
+    shutil.copytree(REPO / "configs" / "_defaults", configs / "_defaults")
+    (configs / "tta").mkdir()
+    (configs / "tta" / "resume.yaml").write_text(yaml.safe_dump(CARD))
+    snakemake(work)
+    card = load_card(configs / "tta" / "resume.yaml")
+    cell = expand(card.scale("tiny"))[0]
+    return work, card, cell
+
+
+def snakemake(work: Path) -> None:
+    proc = subprocess.run([*SNAKEMAKE, "--directory", str(work), "--config", f"configs={work / 'configs'}", "--", "results/resume/tiny/table.md"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def run_killed(cmd: list[str], cwd: Path, sig: signal.Signals, kill_after: int) -> int:
+    """Run `cmd` saving a checkpoint every step; send `sig` once `kill_after` checkpoints exist."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, EVERY_ENV: "1"})
+    saves = 0
+    for line in proc.stderr:
+        saves += line.startswith("checkpoint: saved step")
+        if saves == kill_after:
+            proc.send_signal(sig)
+    return proc.wait(timeout=300)
+
+
+def expected_code(sig) -> int:
+    return TERMINATED if sig == signal.SIGTERM else -signal.SIGKILL
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_source_training_resumes_bitwise(done_once, sig):
+    work, card, cell = done_once
+    inputs = card.family.cell_inputs(card.scale("tiny").protocol, card.scale("tiny").setting(cell.setting), cell.dataset, cell.seed)
+    out = work / f"source-{sig.name}.pt"
+    cmd = [sys.executable, "-m", "entrobench", "train-source", "--card", str(card.path), "--scale", "tiny", "--dataset", cell.dataset,
+           "--norm", "bn", "--data", inputs["data"], "--out", str(out)]
+    kill_at = random.Random().randint(1, 30)  # of 76 steps (4 epochs of 19 batches)
+    assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
+    assert not out.exists()
+    assert subprocess.run(cmd, cwd=work, capture_output=True).returncode == 0
+    reference = torch.load(work / inputs["source"], weights_only=False)
+    resumed = torch.load(out, weights_only=False)
+    assert resumed["train_loss_curve"] == reference["train_loss_curve"]
+    assert all(torch.equal(resumed["state_dict"][k], v) for k, v in reference["state_dict"].items()), f"killed after {kill_at} saves"
+    assert not list(work.glob(f".{out.name}.ckpt*")), "checkpoint left after the model was written"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, sig):
+    work, card, cell = done_once
+    record_path = work / cell.record_path()
+    reference = json.loads(record_path.read_text())
+    record_path.unlink()
+    inputs = card.family.cell_inputs(card.scale("tiny").protocol, card.scale("tiny").setting(cell.setting), cell.dataset, cell.seed)
+    cmd = [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key,
+           *[arg for name, path in inputs.items() for arg in ("--input", f"{name}={path}")], "--out", str(record_path)]
+    kill_at = random.Random().randint(1, 12)  # of 24 steps
+    assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
+    assert not record_path.exists()
+    assert subprocess.run(cmd, cwd=work, capture_output=True).returncode == 0
+    resumed = json.loads(record_path.read_text())
+    assert resumed["status"] == "ok", resumed.get("reason")
+    drop = lambda metrics: {k: v for k, v in metrics.items() if k not in TIMING}  # noqa: E731
+    assert drop(resumed["metrics"]) == drop(reference["metrics"]), f"killed after {kill_at} saves"
+    assert resumed["curves"] == reference["curves"]
+    assert not list(record_path.parent.glob(".*.ckpt*"))
+
+    snakemake(work)  # the table and the MLflow import pick up the resumed record
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+    assert [r.data.tags["entrobench.cell"] for r in runs] == [f"tiny/{cell.key}"]
