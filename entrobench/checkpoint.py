@@ -24,6 +24,7 @@ remaining steps read: weights, optimizer and scheduler, running sums, the data o
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import random
 import signal
@@ -45,6 +46,11 @@ def fingerprint(config: Any, *code_files: str | Path) -> str:
     """A short hash of a job's config and the source files whose code its loop runs."""
     code = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in code_files]
     return content_hash({"config": config, "code": code})
+
+
+def method_code(method_cls: type) -> list[str]:
+    """The source files of a method class and of its bases in `methods/`: what its steps run."""
+    return sorted({inspect.getsourcefile(c) for c in method_cls.__mro__ if c.__module__.startswith("methods.")})
 
 
 def beside(out: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""Walltime kills: a TTA source-model training job and an adaptation cell, killed by SIGTERM or
+"""Walltime kills: a TTA source-model training job, an adaptation cell and a GRPO cell, killed by SIGTERM or
 SIGKILL at a random step and rerun, end bitwise equal to an uninterrupted run, and MLflow holds
 one run for the cell, not two."""
 from __future__ import annotations
@@ -112,3 +112,38 @@ def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, sig):
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
     assert [r.data.tags["entrobench.cell"] for r in runs] == [f"tiny/{cell.key}"]
+
+
+@pytest.fixture(scope="module")
+def rlvr_warmup(tmp_path_factory):
+    """The RLVR card's tiny warm-up, trained once, and the card."""
+    card = load_card(REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml")
+    work = tmp_path_factory.mktemp("rlvr-resume")
+    dataset = card.scale("tiny").datasets[0]
+    out = work / "warmup.pt"
+    cmd = [sys.executable, "-m", "entrobench", "train-warmup", "--card", str(card.path), "--scale", "tiny", "--dataset", dataset, "--out", str(out)]
+    assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
+    return work, card, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_grpo_cell_resumes_bitwise(rlvr_warmup, sig):
+    work, card, warmup = rlvr_warmup
+    cell = next(c for c in expand(card.scale("tiny")) if c.method == "clip_cov")  # its token choices draw from a generator too
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key,
+                "--input", f"warmup={warmup}", "--out", str(out)]
+
+    reference = work / f"straight-{sig.name}.json"
+    assert subprocess.run(cmd(reference), cwd=REPO, capture_output=True).returncode == 0
+    resumed = work / f"resumed-{sig.name}.json"
+    kill_at = random.Random().randint(1, 4)  # of 6 steps
+    assert run_killed(cmd(resumed), REPO, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
+    assert not resumed.exists()
+    assert subprocess.run(cmd(resumed), cwd=REPO, capture_output=True).returncode == 0
+    ours, theirs = json.loads(resumed.read_text()), json.loads(reference.read_text())
+    timing = {"train_s", "rollout_s", "update_s"}
+    assert {k: v for k, v in ours["metrics"].items() if k not in timing} == {k: v for k, v in theirs["metrics"].items() if k not in timing}
+    assert {k: v for k, v in ours["curves"].items() if k not in timing} == {k: v for k, v in theirs["curves"].items() if k not in timing}
+    assert not list(work.glob(".*.ckpt*")), "checkpoint left after the record was written"

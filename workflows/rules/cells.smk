@@ -30,8 +30,10 @@ def cell_inputs(wildcards):
     card, scale, cell = _owner(wildcards)
     s = scaled(card.id, scale)
     inputs = card.family.cell_inputs(s.protocol, s.setting(cell.setting), cell.dataset, cell.seed)
-    inputs["method_code"] = str(registry.source_file(cell.method_registry))
-    inputs["protocol_code"] = str(REPO / "entrobench" / "protocols" / card.spec.family / "run.py")
+    method_file = registry.source_file(cell.method_registry)
+    inputs["method_code"] = [str(f) for f in (method_file, method_file.with_name("base.py")) if f.is_file()]
+    # the family's code a cell runs (its plots only draw records)
+    inputs["protocol_code"] = [str(f) for f in sorted((REPO / "entrobench" / "protocols" / card.spec.family).glob("*.py")) if f.name != "plots.py"]
     return inputs
 
 

@@ -25,7 +25,7 @@ def _warmup_build(wc):
 
 rule train_warmup:
     input:
-        code=[REPO / "entrobench" / "protocols" / "rlvr" / name for name in ("trainer.py", "model.py", "task.py")],
+        code=[REPO / "entrobench" / "protocols" / "rlvr" / name for name in ("warmup.py", "model.py", "task.py")],
     output:
         rlvr.CACHE + "/warmup/{dataset}-{hash}.pt",
     log:

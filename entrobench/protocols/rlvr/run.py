@@ -15,15 +15,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from entrobench import checkpoint
+from entrobench.checkpoint import Checkpoint
 from entrobench.progress import Progress
+from entrobench.protocols.rlvr import model as model_module
+from entrobench.protocols.rlvr import trainer as trainer_module
 from entrobench.protocols.rlvr.law import fit_law, moving_average
 from entrobench.protocols.rlvr.model import build_policy
 from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting
 from entrobench.protocols.rlvr.task import Addition
-from entrobench.protocols.rlvr.trainer import GRPOTrainer, warmup
+from entrobench.protocols.rlvr.trainer import GRPOTrainer
+from entrobench.protocols.rlvr.warmup import warmup
 from entrobench.record import Skip
 
 EVAL_SEED_OFFSET = 7919  # the evaluation generator's seed is the cell's seed plus this
+CHECKPOINT_EVERY = 50  # GRPO steps between saves (a save is one torch.save of a ~100k-parameter state; SIGTERM saves at once)
 
 
 def _unavailable(config: dict) -> str | None:
@@ -72,7 +78,10 @@ def train_warmup(config: dict, out: Path, progress: Progress) -> dict:
 # ---------------------------------------------------------------- one cell
 
 
-def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress) -> dict:
+def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress, checkpoint_path: Path | None = None) -> dict:
+    """One GRPO run from the warm-up checkpoint. With `checkpoint_path`, the trainer's whole state
+    (policy, optimizer, lr schedule, generators, curves) is saved every CHECKPOINT_EVERY steps and
+    on SIGTERM, and a rerun continues from it bit for bit."""
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
     reason = _unavailable({"model": protocol.model, "dataset": config["dataset"]})
     if reason:
@@ -95,8 +104,14 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     trainer = GRPOTrainer(policy, reference, task, method, protocol, setting, seed, method.generator)
 
     t0 = time.perf_counter()
-    trainer.train(progress)
-    train_s = time.perf_counter() - t0
+    code = [__file__, trainer_module.__file__, model_module.__file__, *checkpoint.method_code(method_cls)]
+    with Checkpoint(checkpoint_path, CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
+        saved = ckpt.load()
+        if saved is not None:
+            trainer.load_state_dict(saved)
+            progress.update(trainer.step, protocol.steps, "resumed from checkpoint")
+        trainer.train(progress, after_step=lambda: ckpt.step(trainer.step - 1, trainer.state_dict))
+    train_s = time.perf_counter() - t0  # this attempt only, after a resume
     final = trainer.evaluate(torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET))
     metrics = {
         **final,

@@ -1,5 +1,5 @@
-"""Supervised warm-up and the GRPO trainer: rollouts with a verifiable reward, then the
-method's loss over minibatches (methods/rlvr/*, one `PolicyLoss` each).
+"""The GRPO trainer: rollouts with a verifiable reward, then the method's loss over minibatches
+(methods/rlvr/*, one `PolicyLoss` each).
 
 One GRPO step = sample G responses for each of P prompts from the current policy, score them
 with the verifier, normalize rewards within each group, then `minibatches x ppo_epochs`
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from entrobench.progress import Progress
 from entrobench.protocols.rlvr.evaluate import evaluate_policy
@@ -26,39 +26,6 @@ from methods.rlvr.base import PolicyBatch, PolicyLoss, group_advantages, k3_kl, 
 CURVES = ("entropy", "reward", "accuracy", "cov_mean", "clip_frac", "selected_frac", "kl_ref", "ppo_kl",
           "response_len", "pg_loss", "grad_norm", "rollout_s", "update_s")
 
-
-# ---------------------------------------------------------------- supervised warm-up
-
-def warmup(policy: torch.nn.Module, task: Addition, config: dict, progress: Progress) -> dict:
-    """Train on (prompt, answer) pairs, loss on answer tokens only, until sampled pass@1 on
-    training-distribution prompts reaches the target (checked every few steps from a minimum)."""
-    data_gen, check_gen, sample_gen = (torch.Generator().manual_seed(s) for s in (0, 1, 2))
-    check_pairs = task.sample_pairs(config["warmup_check_prompts"], check_gen)
-    opt = torch.optim.AdamW(policy.parameters(), lr=config["warmup_lr"])
-    history, pass1, step = [], 0.0, 0
-    policy.train()
-    start = time.perf_counter()
-    while step < config["warmup_max_steps"]:
-        pairs = task.sample_pairs(config["warmup_batch"], data_gen)
-        prompts, answers = task.prompts(pairs), task.answers(pairs)
-        logits = response_logits(policy, prompts, answers, 1.0)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if step >= config["warmup_min_steps"] and step % config["warmup_check_every"] == 0:
-            responses = sample(policy, task.prompts(check_pairs), task.answer_len, 1.0, sample_gen)
-            pass1 = float(task.rewards(check_pairs, responses).mean())
-            history.append((step, loss.item(), pass1))
-            progress.update(step, config["warmup_max_steps"], f"loss {loss.item():.3f} sampled pass@1 {pass1:.3f}")
-            if pass1 >= config["warmup_target_pass1"]:
-                break
-    return {"steps": step, "pass1": pass1, "target_reached": pass1 >= config["warmup_target_pass1"],
-            "wall_s": time.perf_counter() - start, "history": history}
-
-
-# ---------------------------------------------------------------- GRPO
 
 @dataclass
 class Rollout:
@@ -158,9 +125,12 @@ class GRPOTrainer:
         self._log(rollout_s=t1 - t0, update_s=t2 - t1, accuracy=self._greedy_accuracy())
         self.step += 1
 
-    def train(self, progress: Progress) -> None:
+    def train(self, progress: Progress, after_step: Callable[[], None] = lambda: None) -> None:
+        """Run the remaining steps (all of them, or those after a resumed state); `after_step` is
+        the caller's hook, e.g. a checkpoint."""
         while self.step < self.protocol.steps:
             self.train_step()
+            after_step()
             c = self.curves
             progress.update(self.step, self.protocol.steps, f"H {c['entropy'][-1]:.3f} R {c['reward'][-1]:.3f} acc {c['accuracy'][-1]:.3f}")
 

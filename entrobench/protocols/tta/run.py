@@ -7,7 +7,6 @@ next arrives), resetting the model at every corruption unless the setting is con
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import time
 from pathlib import Path
@@ -184,7 +183,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if protocol.amp and device.type == "cuda" else contextlib.nullcontext()
     per_domain, stream, tally = {}, StreamCurves(protocol.curve_every), None
     adapt_s, resets, done = 0.0, 0, (-1, -1)  # done: (domain, batch) of the last batch already streamed
-    code = [__file__, *sorted({inspect.getsourcefile(c) for c in method_cls.__mro__ if c.__module__.startswith("methods.")})]  # the method and its bases
+    code = [__file__, *checkpoint.method_code(method_cls)]
     with Checkpoint(checkpoint_path, ADAPT_CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
         saved = ckpt.load()
         if saved is not None:  # the method object holds model, optimizer and its running state
