@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from entrobench.claims import Claim, parse_claim
+from entrobench.claims import Claim, parse_claim, split_pinned
 
 SCALES = ("tiny", "smoke", "full")
 
@@ -410,7 +410,10 @@ def _parse_claim_entry(entry: ClaimEntry, i: int, spec: CardSchema, family: type
     except ValueError as err:
         raise CardError(f"{path}: claims[{i}].text: {err}") from None
     methods = [m.name for m in spec.methods]
-    for method, metric in claim.references:
+    for method, pinned in claim.references:
+        metric, setting = split_pinned(pinned)
         _check_choice(method, methods, f"claims[{i}].text", "method", path)
         _check_metric(metric, family, f"claims[{i}].text", path)
+        if setting:
+            _check_choice(setting, [s["name"] for s in spec.settings], f"claims[{i}].text", "setting", path)
     return claim

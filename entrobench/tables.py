@@ -119,22 +119,30 @@ def _claims(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, sca
                 if scale not in entry.scales:
                     out.append((entry, where, Verdict(NOT_TESTED, detail=f"claimed for {', '.join(entry.scales)}")))
                     continue
-                here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)]
-                values = {(r.method, r.metric): r.mean for r in here.itertuples()}
-                cis = {(r.method, r.metric): r.ci95 for r in here.itertuples()}
+                here = summary[summary["dataset"] == dataset]
+                values = _claim_values(here, setting, "mean")
+                cis = _claim_values(here, setting, "ci95")
                 verdict = judge(claim, values)
                 if verdict.lhs is not None:
                     behind = ", ".join(f"{m}.{k} = {_fmt(values[(m, k)], cis[(m, k)])}" for m, k in dict.fromkeys(claim.references))
-                    per_seed = _per_seed(claim, ok[(ok["dataset"] == dataset) & (ok["setting"] == setting)])
+                    per_seed = _per_seed(claim, ok[ok["dataset"] == dataset], setting)
                     verdict = dataclasses.replace(verdict, detail=f"{verdict.detail}; {per_seed} ({behind})")
                 out.append((entry, where, verdict))
     return out
 
 
-def _per_seed(claim, cells: pd.DataFrame) -> str:
+def _claim_values(rows: pd.DataFrame, setting: str, column: str) -> dict[tuple[str, str], float]:
+    """(method, metric) in the claim's own setting, and (method, metric@setting) in every setting
+    of the dataset (claims that compare settings, see entrobench/claims.py)."""
+    values = {(r.method, f"{r.metric}@{r.setting}"): getattr(r, column) for r in rows.itertuples()}
+    values.update({(r.method, r.metric): getattr(r, column) for r in rows.itertuples() if r.setting == setting})
+    return values
+
+
+def _per_seed(claim, cells: pd.DataFrame, setting: str) -> str:
     verdicts = []
     for _, seed_cells in cells.groupby("seed"):
-        values = {(r.method, r.metric): r.value for r in seed_cells.itertuples()}
+        values = _claim_values(seed_cells.rename(columns={"value": "mean"}), setting, "mean")
         verdicts.append(judge(claim, values).status)
     return f"holds on {verdicts.count(HOLDS)} of {len(verdicts)} seeds"
 
