@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.set_defaults(func=cmd_corrupt_stream)
 
+    p = sub.add_parser("convert-model", help="convert a card's packaged model once to a Hugging Face folder")
+    _cell_args(p, cell=False)
+    p.set_defaults(func=cmd_convert_model)
+
     p = sub.add_parser("run-cell", help="run one cell and write its record")
     _cell_args(p, cell=True)
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a cached input the family reads")
@@ -139,6 +143,15 @@ def cmd_train_source(args) -> int:
     config = card.family.source_config(scaled.protocol, args.dataset, args.norm)
     meta = _family_run(card.spec.family).train_source(config, args.data, args.data_root, args.out, Progress(f"source {args.dataset}-{args.norm}"))
     print(f"train-source {args.dataset}-{args.norm}: {json.dumps({k: v for k, v in meta.items() if k != 'train_loss_curve'})}", file=sys.stderr)
+    return 0
+
+
+def cmd_convert_model(args) -> int:
+    _set_threads(args.threads)
+    card = load_card(args.card)
+    protocol = card.scale(args.scale).protocol
+    meta = _family_run(card.spec.family).convert_model(card.family.model_config(protocol), args.out)
+    print(f"convert-model {protocol.model}: {json.dumps(meta)}", file=sys.stderr)
     return 0
 
 
