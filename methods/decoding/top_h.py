@@ -18,7 +18,11 @@ H(q_k) = A_k / S_k + log S_k with S_k = sum_{i<=k} p_(i) and A_k = -sum_{i<=k} p
 alpha (the paper's entropy scale, default 0.4 as in the authors' logits processor) is a
 fraction of the full distribution's entropy: 0 keeps only the top token, 1 allows the kept set
 as much entropy as the whole distribution. Units cancel (nats here; the reference uses bits).
-The reference code first cuts the vocabulary to its top 100 tokens; this runs on all of it.
+The bound is the authors' README statement of the constraint, H(q) <= alpha * H(p). Their logits
+processor differs in two ways, both left out here: it first cuts the vocabulary to the top 100
+tokens, and it bounds the unnormalized partial sum -sum_{i in S} p_i log p_i (the kept set's
+share of H(p)) rather than the renormalized H(q_S); the paper's text was not readable offline
+to settle which one its tables used.
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         manager = TaskManager(include_path=scratch, include_defaults=any(not t.startswith("eb_") for t in tasks))
         seed = config["seed"]
         out = simple_evaluate(
-            model=lm, tasks=tasks, task_manager=manager, apply_chat_template=protocol.chat_template, log_samples=True,
+            model=lm, tasks=tasks, task_manager=manager, apply_chat_template=protocol.chat_template,
+            fewshot_as_multiturn=protocol.chat_template, log_samples=True,
             bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         )
     metrics = task_metrics(out["results"], protocol)

@@ -7,6 +7,7 @@ and the record holds all metrics. Imports nothing heavy: the Snakefile reads thi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
@@ -95,7 +96,15 @@ def model_path(protocol: Protocol) -> str:
     return f"{CACHE}/models/{protocol.model}-{content_hash(model_config(protocol))}"
 
 
+_HERE = Path(__file__).resolve().parent
+
+
 def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
     """A packaged model is converted once to a Hugging Face folder (workflows/rules/decoding.smk);
-    hub models are read by the cell itself."""
-    return {"model": model_path(protocol)} if protocol.model in PACKAGED_MODELS else {}
+    hub models are read by the cell itself. The model class, the local task YAMLs and their
+    scoring are listed too, so editing them reruns the cells that use them."""
+    inputs = {"model": model_path(protocol)} if protocol.model in PACKAGED_MODELS else {}
+    inputs["lm_code"] = str(_HERE / "lm.py")
+    inputs["task_scoring"] = str(_HERE / "tasks" / "utils.py")
+    inputs.update({f"task_{t}": str(_HERE / "tasks" / f"{t}.yaml") for t in protocol.tasks if t in LOCAL_TASKS})
+    return inputs

@@ -33,6 +33,8 @@ def write_tasks(protocol, data_root: Path | None, out: Path) -> tuple[list[str],
             skipped[task] = str(err)
             continue
         _write_jsonl(out / f"{task.removeprefix('eb_')}.jsonl", rows)
+        if task in _EXAMPLES:
+            _write_jsonl(out / f"{task.removeprefix('eb_')}_example.jsonl", _EXAMPLES[task])
         (out / yaml_path.name).write_text(yaml_path.read_text().replace("DATA_DIR", str(out.resolve())))
         runnable.append(task)
     return runnable, skipped
@@ -44,7 +46,8 @@ def capitals(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
 
 def add2(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
     """Two-digit addends (10..99), pairs drawn without replacement."""
-    pairs = [(a, b) for a in range(10, 100) for b in range(10, 100)]
+    example = (_EXAMPLES["eb_add2"][0]["a"], _EXAMPLES["eb_add2"][0]["b"])
+    pairs = [(a, b) for a in range(10, 100) for b in range(10, 100) if (a, b) != example]
     picks = np.random.default_rng(seed).choice(len(pairs), size=min(n or len(pairs), len(pairs)), replace=False)
     return [{"a": pairs[i][0], "b": pairs[i][1], "target": pairs[i][0] + pairs[i][1]} for i in picks]
 
@@ -62,6 +65,8 @@ def open_ended(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
     return _read_jsonl(TASKS_DIR / "open_ended.jsonl")[:n]
 
 
+# the worked example shown before every item (add2 never draws its pair)
+_EXAMPLES = {"eb_add2": [{"a": 34, "b": 51, "target": 85}]}
 _ITEMS = {"eb_capitals": capitals, "eb_add2": add2, "eb_gsm8k": gsm8k, "eb_open_ended": open_ended}
 
 
