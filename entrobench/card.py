@@ -84,6 +84,9 @@ class TableSpec:
     # corruptions), `extra_metrics` in a smaller table below; "metrics": one column per metric,
     # `metric` first (families whose cells have no domains, e.g. one RL run per cell)
     layout: str = "domains"
+    # metrics shown once more in one table across all settings: columns = setting x metric (e.g.
+    # temperature x accuracy), rows = methods, one table per dataset above the per-setting blocks
+    pivot: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -367,6 +370,8 @@ def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None
     _check_metric(spec.table.metric, family, "table.metric", path)
     for i, metric in enumerate(spec.table.extra_metrics):
         _check_metric(metric, family, f"table.extra_metrics[{i}]", path)
+    for i, metric in enumerate(spec.table.pivot):
+        _check_metric(metric, family, f"table.pivot[{i}]", path)
     for scale, over in spec.scales.items():
         if scale not in SCALES:
             raise CardError(f"{path}: scales.{scale}: unknown scale (expected one of: {', '.join(SCALES)})")

@@ -165,6 +165,8 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         lines.append("Where the paper reports a value it follows in brackets with our difference; sources are listed below.")
     else:
         lines.append(f"This is the `{scale}` scale: numbers are ours on a smaller protocol (see Protocol) and are not comparable to the paper's.")
+    for dataset in scaled.datasets if spec.table.pivot else []:
+        lines += ["", f"## {dataset} · all settings", "", _pivot(card, scaled, blocks, dataset).to_markdown(disable_numparse=True), ""]
     for block in blocks:
         setting = scaled.setting(block.setting)
         lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(setting)}_", "", block.main.to_markdown(disable_numparse=True), ""]
@@ -190,6 +192,19 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         "",
     ]
     return "\n".join(lines)
+
+
+def _pivot(card: Card, scaled, blocks: list[Block], dataset: str) -> pd.DataFrame:
+    """The card's `table.pivot` metrics across settings: columns = setting x metric, from the blocks."""
+    metrics = card.family.METRICS
+    columns = {}
+    for block in (b for b in blocks if b.dataset == dataset):
+        for metric in card.spec.table.pivot:
+            col = f"{metric} ({metrics[metric].unit})"
+            table = block.main if col in block.main.columns else block.extra
+            if col in table.columns:
+                columns[f"{block.setting} · {metric}"] = table[col]
+    return pd.DataFrame(columns)
 
 
 def _cells_line(card: Card) -> str:
