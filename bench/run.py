@@ -129,16 +129,17 @@ def decoding(args) -> None:
                for name in registry.available("decoding")}
     configs["hf_top_p"] = {"do_sample": True, "temperature": args.temperature, "top_k": 0, "top_p": 0.9}
     configs["hf_min_p"] = {"do_sample": True, "temperature": args.temperature, "top_k": 0, "top_p": 1.0, "min_p": 0.1}
-    rows = []
-    for name, kwargs in configs.items():
-        times = []
-        for repeat in range(args.repeats + 1):  # the first is a warm-up
+    times = {name: [] for name in configs}
+    for repeat in range(args.repeats + 1):  # round-robin, so load that drifts hits every sampler alike; round 0 warms up
+        for name, kwargs in configs.items():
             torch.manual_seed(repeat)
             start = time.perf_counter()
             with torch.no_grad():
                 model.generate(**batch, max_new_tokens=args.tokens, min_new_tokens=args.tokens, pad_token_id=tokenizer.eos_token_id, **kwargs)
-            times.append(time.perf_counter() - start)
-        seconds = statistics.median(times[1:])
+            times[name].append(time.perf_counter() - start)
+    rows = []
+    for name, taken in times.items():
+        seconds = statistics.median(taken[1:])
         rows.append({"sampler": name, "tokens_per_s": round(len(prompts) * args.tokens / seconds, 1), "seconds": round(seconds, 3)})
         print(f"{name:12s} {rows[-1]['tokens_per_s']:8.1f} tokens/s")
     logits = torch.randn(len(prompts), model.config.vocab_size, generator=torch.Generator().manual_seed(0)) * 3
