@@ -29,6 +29,7 @@ check: install
 bench: install
 	$(PYTHON) bench/run.py throughput
 	$(PYTHON) bench/run.py noop
+	$(PYTHON) bench/run.py decoding
 
 clean-results:
 	rm -rf results .snakemake

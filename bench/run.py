@@ -4,6 +4,7 @@
     python bench/run.py smoke            # wall time of each card's smoke table from scratch (minutes)
     python bench/run.py noop             # wall time of `make smoke` when nothing changed
     python bench/run.py rlvr-step        # one GRPO step (rollout, update) ours vs TRL's GRPOTrainer (pip install -e .[bench])
+    python bench/run.py decoding         # generated tokens/s per sampler in `generate` (SmolLM2-135M)
 
 Timings are figures, not tests: nothing here asserts a target. Run on an otherwise idle machine.
 """
@@ -205,6 +206,70 @@ def _time_trl(steps: int) -> dict:
             "note": "TRL generates with transformers generate(); rollout = _generate_and_score_completions, update = rest of the two optimizer steps; first step dropped"}
 
 
+def decoding(args) -> None:
+    """Tokens/s of `generate` per sampler: same model, prompts, batch and length (EOS ignored, so
+    every row generates max_new_tokens), ours and transformers' own top-p and min-p; plus the
+    cost of the logits processors alone on (batch, vocab) logits, where samplers differ most."""
+    import statistics
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from entrobench.protocols.decoding import run, spec
+    from entrobench.protocols.decoding.task_data import TASKS_DIR, _read_jsonl
+    from methods import registry
+
+    torch.set_num_threads(1)
+    protocol = spec.Protocol()
+    folder = REPO / spec.model_path(protocol)
+    if not (folder / "config.json").is_file():
+        print(run.convert_model(spec.model_config(protocol), folder))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False, add_generation_prompt=True)
+               for r in _read_jsonl(TASKS_DIR / "open_ended.jsonl")][: args.batch]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    off = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    configs = {name.split("/")[1]: ({**off, "logits_processor": LogitsProcessorList(registry.get(name)(registry.get(name).Params()).processors(args.temperature))})
+               for name in registry.available("decoding")}
+    configs["hf_top_p"] = {"do_sample": True, "temperature": args.temperature, "top_k": 0, "top_p": 0.9}
+    configs["hf_min_p"] = {"do_sample": True, "temperature": args.temperature, "top_k": 0, "top_p": 1.0, "min_p": 0.1}
+    times = {name: [] for name in configs}
+    for repeat in range(args.repeats + 1):  # round-robin, so load that drifts hits every sampler alike; round 0 warms up
+        for name, kwargs in configs.items():
+            torch.manual_seed(repeat)
+            start = time.perf_counter()
+            with torch.no_grad():
+                model.generate(**batch, max_new_tokens=args.tokens, min_new_tokens=args.tokens, pad_token_id=tokenizer.eos_token_id, **kwargs)
+            times[name].append(time.perf_counter() - start)
+    rows = []
+    for name, taken in times.items():
+        seconds = statistics.median(taken[1:])
+        rows.append({"sampler": name, "tokens_per_s": round(len(prompts) * args.tokens / seconds, 1), "seconds": round(seconds, 3)})
+        print(f"{name:12s} {rows[-1]['tokens_per_s']:8.1f} tokens/s")
+    logits = torch.randn(len(prompts), model.config.vocab_size, generator=torch.Generator().manual_seed(0)) * 3
+    processor_us = {}
+    for name in registry.available("decoding"):
+        procs = registry.get(name)(registry.get(name).Params()).processors(args.temperature)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            scores = logits
+            for proc in procs:
+                scores = proc(None, scores)
+        processor_us[name.split("/")[1]] = round(1e6 * (time.perf_counter() - start) / args.steps, 1)
+    by = {r["sampler"]: r for r in rows}
+    write("decoding_throughput", {
+        "what": f"generated tokens/s of generate, SmolLM2-135M-Instruct float32, 1 thread, batch {len(prompts)}, {args.tokens} new tokens, T {args.temperature}, median of {args.repeats}",
+        "rows": rows,
+        "processor_us_per_step": processor_us,
+        "top_h_over_top_p_cost_per_token": round(by["top_p"]["tokens_per_s"] / by["top_h"]["tokens_per_s"], 3),
+        "top_h_over_hf_top_p_cost_per_token": round(by["hf_top_p"]["tokens_per_s"] / by["top_h"]["tokens_per_s"], 3),
+        "top_h_over_top_p_processor_cost": round(processor_us["top_h"] / processor_us["top_p"], 3),
+        "target": "top-H costs at most 1.1x top-p per token",
+    })
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -218,6 +283,13 @@ def main() -> None:
     p = sub.add_parser("rlvr-step")
     p.add_argument("--steps", type=int, default=10)
     p.set_defaults(func=rlvr_step)
+    p = sub.add_parser("decoding")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--tokens", type=int, default=32)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=50, help="logits-processor calls timed per sampler")
+    p.set_defaults(func=decoding)
     args = parser.parse_args()
     args.func(args)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from entrobench.claims import Claim, parse_claim
+from entrobench.claims import Claim, parse_claim, split_pinned
 
 SCALES = ("tiny", "smoke", "full")
 
@@ -86,6 +86,9 @@ class TableSpec:
     # `metric` first (families whose cells have no domains, e.g. one RL run per cell)
     layout: str = "domains"
     cost: str = ""  # a last column with each cell's cost: "cpu_s" (CPU-seconds) or "gpu_h" (GPU-hours); "" for none
+    # metrics shown once more in one table across all settings: columns = setting x metric (e.g.
+    # temperature x accuracy), rows = methods, one table per dataset above the per-setting blocks
+    pivot: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -371,6 +374,8 @@ def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None
     _check_metric(spec.table.metric, family, "table.metric", path)
     for i, metric in enumerate(spec.table.extra_metrics):
         _check_metric(metric, family, f"table.extra_metrics[{i}]", path)
+    for i, metric in enumerate(spec.table.pivot):
+        _check_metric(metric, family, f"table.pivot[{i}]", path)
     for scale, over in spec.scales.items():
         if scale not in SCALES:
             raise CardError(f"{path}: scales.{scale}: unknown scale (expected one of: {', '.join(SCALES)})")
@@ -414,7 +419,10 @@ def _parse_claim_entry(entry: ClaimEntry, i: int, spec: CardSchema, family: type
     except ValueError as err:
         raise CardError(f"{path}: claims[{i}].text: {err}") from None
     methods = [m.name for m in spec.methods]
-    for method, metric in claim.references:
+    for method, pinned in claim.references:
+        metric, setting = split_pinned(pinned)
         _check_choice(method, methods, f"claims[{i}].text", "method", path)
         _check_metric(metric, family, f"claims[{i}].text", path)
+        if setting:
+            _check_choice(setting, [s["name"] for s in spec.settings], f"claims[{i}].text", "setting", path)
     return claim

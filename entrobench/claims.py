@@ -1,9 +1,11 @@
 """Claims: checkable statements over results, e.g. `tent.error_pct <= source.error_pct - 5`.
 
 A claim is one comparison between two arithmetic expressions whose names are
-`<method>.<metric>` (the mean over seeds of that metric's mean column). It is parsed with
-`ast` and evaluated by walking the tree: no `eval`, nothing but numbers, names, + - * / and
-one of < <= > >=.
+`<method>.<metric>` (the mean over seeds of that metric's mean column). A name may pin another
+setting of the same dataset with `@<setting>`, e.g. `top_h.acc_mean@t2_0 - top_h.acc_mean@t0_7`
+(settings compared inside one claim, such as temperatures); it is kept as the metric
+`<metric>@<setting>`. It is parsed with `ast` and evaluated by walking the tree: no `eval`,
+nothing but numbers, names, + - * / and one of < <= > >=.
 """
 from __future__ import annotations
 
@@ -51,6 +53,9 @@ def _collect(node: ast.AST, text: str, refs: list) -> None:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         refs.append((node.value.id, node.attr))
         return
+    if _is_pinned(node):
+        refs.append(_pinned(node))
+        return
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
         _collect(node.left, text, refs)
         _collect(node.right, text, refs)
@@ -58,7 +63,25 @@ def _collect(node: ast.AST, text: str, refs: list) -> None:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         _collect(node.operand, text, refs)
         return
-    raise ValueError(f"{text!r}: {ast.unparse(node)!r} is not allowed (use method.metric, numbers, + - * /)")
+    raise ValueError(f"{text!r}: {ast.unparse(node)!r} is not allowed (use method.metric, method.metric@setting, numbers, + - * /)")
+
+
+def _is_pinned(node: ast.AST) -> bool:
+    """`method.metric@setting` parses as a matrix product of an attribute and a name."""
+    return (
+        isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) and isinstance(node.right, ast.Name)
+        and isinstance(node.left, ast.Attribute) and isinstance(node.left.value, ast.Name)
+    )
+
+
+def _pinned(node: ast.BinOp) -> tuple[str, str]:
+    return node.left.value.id, f"{node.left.attr}@{node.right.id}"
+
+
+def split_pinned(metric: str) -> tuple[str, str]:
+    """'acc@t2_0' -> ('acc', 't2_0'); 'acc' -> ('acc', '')."""
+    name, _, setting = metric.partition("@")
+    return name, setting
 
 
 def judge(claim: Claim, values: dict[tuple[str, str], float]) -> Verdict:
@@ -78,6 +101,8 @@ def _value(node: ast.AST, values: dict) -> float:
         return float(node.value)
     if isinstance(node, ast.Attribute):
         return float(values[(node.value.id, node.attr)])
+    if _is_pinned(node):
+        return float(values[_pinned(node)])
     if isinstance(node, ast.UnaryOp):
         return -_value(node.operand, values)
     return _ARITH[type(node.op)](_value(node.left, values), _value(node.right, values))

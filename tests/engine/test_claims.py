@@ -33,3 +33,19 @@ def test_missing_result_gives_no_data_not_a_verdict():
 def test_only_single_comparisons_of_arithmetic_are_allowed(text):
     with pytest.raises(ValueError):
         parse_claim(text)
+
+
+def test_a_name_can_pin_another_setting():
+    claim = parse_claim("top_h.acc@t2_0 - top_h.acc@t0_7 > top_p.acc@t2_0 - top_p.acc@t0_7")
+    assert claim.references == (("top_h", "acc@t2_0"), ("top_h", "acc@t0_7"), ("top_p", "acc@t2_0"), ("top_p", "acc@t0_7"))
+    values = {("top_h", "acc@t2_0"): 0.5, ("top_h", "acc@t0_7"): 0.6, ("top_p", "acc@t2_0"): 0.1, ("top_p", "acc@t0_7"): 0.6}
+    verdict = judge(claim, values)
+    assert verdict.status == HOLDS and verdict.lhs == pytest.approx(-0.1) and verdict.rhs == pytest.approx(-0.5)
+    assert judge(parse_claim("top_h.acc@t1_0 > 0"), values).status == NO_DATA
+
+
+def test_only_a_setting_name_may_follow_the_at_sign():
+    with pytest.raises(ValueError, match="not allowed"):
+        parse_claim("top_h.acc @ 2 > 0")
+    with pytest.raises(ValueError, match="not allowed"):
+        parse_claim("top_h.acc @ top_p.acc > 0")

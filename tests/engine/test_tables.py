@@ -64,3 +64,28 @@ def test_domains_layout_has_one_column_per_domain_and_their_mean(write_card, tmp
     assert "| Tent" not in md and "| tent " in md  # rows print the label, which defaults to the name
     tent_row = next(line for line in md.splitlines() if line.startswith("| tent "))
     assert [c.strip() for c in tent_row.strip("|").split("|")][1:] == ["40.00", "20.00", "30.00"]
+
+
+def test_pivot_shows_metrics_across_settings_and_claims_can_pin_a_setting(write_card, tmp_path):
+    path = write_card(
+        {
+            "settings": [{"name": "bs64", "batch_size": 64}, {"name": "bs16", "batch_size": 16}],
+            "table": {"metric": "error_pct", "layout": "metrics", "pivot": ["error_pct"]},
+            "scales": {"tiny": {"datasets": ["digits_c"], "seeds": [0, 1]}},
+            "claims": [{"text": "tent.error_pct@bs16 - tent.error_pct@bs64 < source.error_pct@bs16 - source.error_pct@bs64", "setting": "bs16"}],
+        }
+    )
+    card = load_card(path)
+    for cell in expand(card.scale("tiny")):
+        error = {"source": 50.0, "tent": 40.0, "eta": 45.0}[cell.method] + (cell.setting == "bs16") * {"source": 10.0, "tent": 2.0, "eta": 5.0}[cell.method]
+        base = {"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed}
+        record.write(cell.record_path(tmp_path / "results"), {**base, "status": record.OK, "metrics": {"error_pct": error + cell.seed}})
+    md = tables.render(card, "tiny", tmp_path / "results", tmp_path / "out")["md"].read_text()
+
+    assert "## digits_c · all settings" in md
+    header = next(line for line in md.splitlines() if "bs64 · error_pct" in line)
+    assert "bs16 · error_pct" in header
+    tent_row = next(line for line in md.splitlines() if line.startswith("| tent") and "40.50" in line and "42.50" in line)
+    assert tent_row
+    claim_line = next(line for line in md.splitlines() if "tent.error_pct@bs16" in line)
+    assert "**holds**" in claim_line and "holds on 2 of 2 seeds" in claim_line and "digits_c · bs16" in claim_line

