@@ -231,7 +231,7 @@ def _cells_line(card: Card) -> str:
     table, metrics = card.spec.table, card.family.METRICS
     if table.layout == "metrics":
         shown = "".join(f"\n- `{m}` ({metrics[m].unit}, {metrics[m].reading}): {metrics[m].description}" for m in [table.metric, *table.extra_metrics])
-        return f"Cells: mean ± 95% CI (Student t) over seeds. Columns:\n{shown}"
+        return f"Cells: mean ± 95% CI (Student t) over seeds. Columns:\n{shown}\n"
     return f"Cells: {table.metric} ({metrics[table.metric].unit}, {metrics[table.metric].reading}), mean ± 95% CI (Student t) over seeds."
 
 
