@@ -43,6 +43,15 @@ def test_yamls_get_absolute_data_paths(tmp_path):
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in files.values())
 
 
+def test_max_gen_toks_caps_one_task_and_leaves_the_others(tmp_path):
+    write_tasks(Protocol(tasks=["eb_capitals", "eb_add2"], n_items={"eb_add2": 3}, max_gen_toks={"eb_add2": 7}), None, tmp_path)
+    assert yaml.safe_load((tmp_path / "eb_add2.yaml").read_text().replace("!function", ""))["generation_kwargs"]["max_gen_toks"] == 7
+    capitals = yaml.safe_load((TASKS_DIR / "eb_capitals.yaml").read_text().replace("!function", ""))["generation_kwargs"]["max_gen_toks"]
+    assert yaml.safe_load((tmp_path / "eb_capitals.yaml").read_text().replace("!function", ""))["generation_kwargs"]["max_gen_toks"] == capitals
+    with pytest.raises(ValueError, match="max_gen_toks: unknown task 'gsm8k'"):
+        Protocol(max_gen_toks={"gsm8k": 7})
+
+
 def test_gsm8k_subset_reads_the_data_root(tmp_path):
     root = tmp_path / "root"
     (root / "gsm8k").mkdir(parents=True)

@@ -28,15 +28,19 @@ class Protocol:
     accuracy_tasks: list[str] = field(default_factory=lambda: ["eb_capitals", "eb_add2"])  # averaged into acc_mean
     # items per local task (None: all); the arithmetic task draws this many pairs without replacement
     n_items: dict = field(default_factory=lambda: {"eb_capitals": None, "eb_add2": 200, "eb_gsm8k": None, "eb_open_ended": None})
+    # per local task, a cap on generated tokens below the task YAML's max_gen_toks (e.g. GSM8K's 128
+    # as a plumbing check on a model at its floor: every extra token is a decode step of the batch)
+    max_gen_toks: dict = field(default_factory=dict)
     items_seed: int = 0  # the generator of the arithmetic items and of the GSM8K subset (not the cell's seed)
     batch_size: int = 64  # prompts per generate call
     chat_template: bool = True  # prompts through the model's chat template (instruct models)
     coherence_scorer: str = ""  # model that scores coherence; empty: the evaluated model at T = 1
 
     def __post_init__(self):
-        unknown = [k for k in self.n_items if k not in LOCAL_TASKS]
-        if unknown:
-            raise ValueError(f"n_items: unknown task {unknown[0]!r} (expected some of: {', '.join(LOCAL_TASKS)})")
+        for key in ("n_items", "max_gen_toks"):
+            unknown = [k for k in getattr(self, key) if k not in LOCAL_TASKS]
+            if unknown:
+                raise ValueError(f"{key}: unknown task {unknown[0]!r} (expected some of: {', '.join(LOCAL_TASKS)})")
         missing = [t for t in self.accuracy_tasks if t not in self.tasks]
         if missing:
             raise ValueError(f"accuracy_tasks: {missing[0]!r} is not in tasks")

@@ -8,6 +8,7 @@ the same questions.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -35,7 +36,10 @@ def write_tasks(protocol, data_root: Path | None, out: Path) -> tuple[list[str],
         _write_jsonl(out / f"{task.removeprefix('eb_')}.jsonl", rows)
         if task in _EXAMPLES:
             _write_jsonl(out / f"{task.removeprefix('eb_')}_example.jsonl", _EXAMPLES[task])
-        (out / yaml_path.name).write_text(yaml_path.read_text().replace("DATA_DIR", str(out.resolve())))
+        text = yaml_path.read_text().replace("DATA_DIR", str(out.resolve()))
+        if task in protocol.max_gen_toks:
+            text = re.sub(r"max_gen_toks: \d+", f"max_gen_toks: {protocol.max_gen_toks[task]}", text)
+        (out / yaml_path.name).write_text(text)
         runnable.append(task)
     return runnable, skipped
 
