@@ -14,6 +14,14 @@ from entrobench import aggregate  # noqa: E402
 from entrobench.card import Card  # noqa: E402
 
 
+def save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure (every family's plots share one size and resolution)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def render(card: Card, scale: str, results: Path, out_dir: Path) -> list[Path]:
     family = importlib.import_module(f"entrobench.protocols.{card.spec.family}.plots")
     out_dir.mkdir(parents=True, exist_ok=True)

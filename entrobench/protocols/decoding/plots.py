@@ -7,7 +7,7 @@ import numpy as np
 
 from entrobench import aggregate
 from entrobench.card import Card
-from entrobench.plots import plt
+from entrobench.plots import plt, save
 
 PANELS = (("acc_mean", "accuracy (mean of tasks)"), ("distinct_2", "distinct-2 (open-ended)"), ("coherence", "coherence (nats/token)"), ("token_entropy", "token entropy (nats)"))
 
@@ -30,9 +30,5 @@ def draw(card: Card, scale: str, records: list[dict], out_dir: Path) -> list[Pat
             ax.set_title(title, fontsize=9)
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{card.id} ({scale}): mean ± 95% CI over seeds", fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"{dataset}-vs-temperature.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save(fig, out_dir / f"{dataset}-vs-temperature.png"))
     return written

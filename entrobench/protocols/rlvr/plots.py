@@ -8,7 +8,7 @@ import numpy as np
 
 from entrobench import record
 from entrobench.card import Card
-from entrobench.plots import plt
+from entrobench.plots import plt, save
 from entrobench.protocols.rlvr.law import fit_law, moving_average
 
 STEP_CURVES = (("entropy", "policy entropy (nats/token)"), ("reward", "rollout reward"), ("accuracy", "held-out greedy accuracy"))
@@ -47,10 +47,7 @@ def _curves(card: Card, records: list[dict], smooth: int, title: str, path: Path
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _law(card: Card, records: list[dict], smooth: int, title: str, path: Path) -> Path:
@@ -77,7 +74,4 @@ def _law(card: Card, records: list[dict], smooth: int, title: str, path: Path) -
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
     fig.suptitle(f"{title}: entropy vs reward, {smooth}-step moving averages, law fitted on all seeds", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -7,7 +7,7 @@ import numpy as np
 
 from entrobench import aggregate, record
 from entrobench.card import Card
-from entrobench.plots import plt
+from entrobench.plots import plt, save
 
 STREAM_CURVES = (("entropy_mean", "prediction entropy (nats)"), ("majority_frac", f"majority-class share, last {64} predictions"))
 
@@ -43,10 +43,7 @@ def _per_domain(card: Card, summary, dataset: str, setting: str, cols: list[str]
     ax.set_ylabel(f"{metric} ({unit})")
     ax.set_title(f"{card.id}: {dataset} · {setting} (mean ± 95% CI over seeds)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach the top
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _stream(card: Card, records: list[dict], cols: list[str], title: str, path: Path) -> Path:
@@ -68,7 +65,4 @@ def _stream(card: Card, records: list[dict], cols: list[str], title: str, path: 
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
