@@ -23,7 +23,8 @@ def load_records(card: Card, scale: str, results: Path) -> list[dict]:
     for cell in expand(card.scale(scale)):
         path = cell.record_path(results)
         entry = card.method(cell.method)
-        view = {"card": card.id, "cell": cell.key, "method": cell.method, "method_label": entry.label or cell.method, "path": str(path)}
+        view = {"card": card.id, "cell": cell.key, "method": cell.method, "method_label": entry.label or cell.method, "path": str(path),
+                "setting": cell.setting, "seed": cell.seed}  # a shared record's own place is another cell's
         if path.is_file():
             out.append({**record.read(path), **view})
         else:

@@ -5,6 +5,10 @@ path named by its content: the method and the hash of `cell_config` without the 
 cards that run the same method with the same parameters on the same protocol share one record
 (one computation), and changing a method parameter gives new paths for exactly the cells that
 use it, which is what makes the DAG rerun them and nothing else.
+
+A method may declare what its result cannot depend on (`INVARIANT_TO`, e.g. greedy decoding:
+`("setting.temperature", "seed")`). Its cells that differ only there read one record: the first
+such cell runs, and its place is where that record lives for all of them.
 """
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ class Cell:
     seed: int
     method_registry: str = ""  # e.g. "tta/eata"
     digest: str = ""  # content hash of the cell's config without its seed
+    # where the record lives when another cell's run stands for this one (see INVARIANT_TO)
+    record_setting: str = ""
+    record_seed: int | None = None
 
     @property
     def key(self) -> str:
@@ -37,8 +44,15 @@ class Cell:
         """The content's name: `tta.eata-<digest>`, shared by every card that agrees on it."""
         return f"{self.method_registry.replace('/', '.')}-{self.digest}"
 
+    @property
+    def shared(self) -> bool:
+        """True when this cell reads the record of another cell's run."""
+        return bool(self.record_setting) or self.record_seed is not None
+
     def record_path(self, results: Path | str = "results") -> Path:
-        return Path(results) / "cells" / self.scale / self.dataset / self.setting / self.run_name / f"seed{self.seed}.json"
+        setting = self.record_setting or self.setting
+        seed = self.seed if self.record_seed is None else self.record_seed
+        return Path(results) / "cells" / self.scale / self.dataset / setting / self.run_name / f"seed{seed}.json"
 
     @classmethod
     def from_key(cls, card: str, scale: str, key: str) -> "Cell":
@@ -49,14 +63,36 @@ class Cell:
 def expand(scaled: ScaledCard) -> list[Cell]:
     """method x dataset x setting x seed, in the card's order."""
     card = scaled.card
-    cells = []
+    cells, runs = [], {}
     for dataset in scaled.datasets:
         for setting in scaled.settings:
             for method in card.spec.methods:
                 probe = Cell(card.id, scaled.scale, dataset, setting.name, method.name, 0)
                 config = cell_config(scaled, probe)
-                cells += [dataclasses.replace(probe, seed=seed, method_registry=config["method"], digest=digest(config)) for seed in scaled.seeds]
+                for seed in scaled.seeds:
+                    cell = dataclasses.replace(probe, seed=seed, method_registry=config["method"], digest=digest(config))
+                    first = runs.setdefault(_result_key({**config, "seed": seed}), cell)
+                    if first is not cell:
+                        cell = dataclasses.replace(cell, digest=first.digest, record_setting=first.setting, record_seed=first.seed)
+                    cells.append(cell)
     return cells
+
+
+def invariant_to(method_registry: str) -> tuple[str, ...]:
+    """What the method's result cannot depend on: "seed" and "setting.<field>" names."""
+    from methods import registry
+
+    return tuple(getattr(registry.get(method_registry), "INVARIANT_TO", ()))
+
+
+def _result_key(config: dict) -> str:
+    """The config with what the method ignores left out: cells with one key share one run. A
+    method that ignores part of the setting also ignores the setting's name (only a label)."""
+    ignored = invariant_to(config["method"])
+    fields = {name.removeprefix("setting.") for name in ignored if name.startswith("setting.")}
+    setting = {k: v for k, v in config["setting"].items() if k not in fields and not (fields and k == "name")}
+    kept = {k: v for k, v in config.items() if k != "setting" and not (k == "seed" and "seed" in ignored)}
+    return content_hash({**kept, "setting": setting})
 
 
 def digest(config: dict) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from entrobench import aggregate, record
 from entrobench.card import Card, ClaimEntry, Reported
+from entrobench.cells import invariant_to
 from entrobench.claims import HOLDS, NOT_TESTED, Verdict, judge
 
 PAPER_SCALE = "full"
@@ -261,6 +262,10 @@ def _protocol_differences(card: Card, scale: str) -> list[str]:
             changed = [f"{k} {a[k]} (paper: {b[k]})" for k in a if a[k] != b[k]]
             if changed:
                 out.append(f"{entry.label or entry.name} parameters: {', '.join(changed)}")
+    for entry in card.spec.methods:
+        ignored = invariant_to(ours.method_params(entry.name)[0])
+        if ignored:
+            out.append(f"{entry.label or entry.name} cannot depend on {', '.join(ignored)}: one run fills every such cell of its row (the ± is then 0)")
     out += card.spec.notes
     return out or ["Same protocol as the paper."]
 

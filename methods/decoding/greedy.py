@@ -23,6 +23,9 @@ class KeepArgmax(LogitsProcessor):
 
 @register("decoding/greedy")
 class Greedy(Sampler):
+    # the argmax is the same at every temperature and for every seed: one run fills the row
+    INVARIANT_TO = ("setting.temperature", "seed")
+
     @dataclass(frozen=True)
     class Params:
         pass  # greedy has no parameter

@@ -54,7 +54,7 @@ def cells_of(card_id, scale):
 
 
 def records_of(wildcards):
-    return [str(c.record_path()) for c in cells_of(wildcards.card, wildcards.scale)]
+    return sorted({str(c.record_path()) for c in cells_of(wildcards.card, wildcards.scale)})
 
 
 def targets_for_scale(scale):

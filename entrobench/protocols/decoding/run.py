@@ -21,7 +21,10 @@ from entrobench.protocols.decoding.spec import PACKAGED_MODELS, Protocol, Settin
 from entrobench.protocols.decoding.task_data import write_tasks
 from entrobench.record import Skip
 
-SKIP_FILE = "skipped.json"  # a converted-model folder holding only this could not be built here
+SKIP_FILE = "skipped.json"
+# Seeds vary the sampler's draws only: every cell sees the same few-shot examples, so samplers are
+# compared on the same prompts and greedy's result cannot depend on the seed.
+FEWSHOT_SEED = 1234  # a converted-model folder holding only this could not be built here
 
 
 # --- the packaged model, converted once ----------------------------------------------------------
@@ -93,7 +96,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         out = simple_evaluate(
             model=lm, tasks=tasks, task_manager=manager, apply_chat_template=protocol.chat_template,
             fewshot_as_multiturn=protocol.chat_template, log_samples=True,
-            bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+            bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=FEWSHOT_SEED,
         )
     metrics = task_metrics(out["results"], protocol)
     metrics.update(lm.token_stats())
@@ -147,17 +150,25 @@ def _samples(logged: dict) -> list[dict]:
 
 
 @torch.no_grad()
-def coherence(model, tokenizer, samples: list[dict]) -> float:
-    """Mean log-probability per token (nats) of each output given its prompt, averaged over outputs."""
+def coherence(model, tokenizer, samples: list[dict], batch_size: int = 8) -> float:
+    """Mean log-probability per token (nats) of each output given its prompt, averaged over outputs.
+    Scored in right-padded batches: padding after a sequence cannot change its causal logits."""
+    pairs = [(tokenizer(s["context"], add_special_tokens=False).input_ids, tokenizer(s["response"], add_special_tokens=False).input_ids) for s in samples]
+    pairs = [(prompt, answer) for prompt, answer in pairs if answer]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     per_output = []
-    for s in samples:
-        prompt = tokenizer(s["context"], return_tensors="pt", add_special_tokens=False).input_ids
-        answer = tokenizer(s["response"], return_tensors="pt", add_special_tokens=False).input_ids
-        if answer.shape[1] == 0:
-            continue
-        ids = torch.cat([prompt, answer], 1).to(model.device)
-        logp = model(ids).logits[0, prompt.shape[1] - 1 : -1].float().log_softmax(-1)
-        per_output.append(logp.gather(-1, ids[0, prompt.shape[1] :, None]).mean().item())
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start : start + batch_size]
+        width = max(len(p) + len(a) for p, a in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, (prompt, answer) in enumerate(batch):
+            ids[row, : len(prompt) + len(answer)] = torch.tensor(prompt + answer)
+            mask[row, : len(prompt) + len(answer)] = 1
+        logp = model(ids.to(model.device), attention_mask=mask.to(model.device)).logits.float().log_softmax(-1).cpu()
+        for row, (prompt, answer) in enumerate(batch):
+            predicted = logp[row, len(prompt) - 1 : len(prompt) + len(answer) - 1]
+            per_output.append(predicted.gather(-1, torch.tensor(answer)[:, None]).mean().item())
     return float(np.mean(per_output)) if per_output else math.nan
 
 

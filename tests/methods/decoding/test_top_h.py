@@ -126,3 +126,21 @@ def test_params_reject_an_alpha_outside_zero_one():
     with pytest.raises(ValueError, match="alpha"):
         TopH.Params(alpha=1.5)
     assert math.isclose(TopH.Params().alpha, 0.4)
+
+
+@pytest.mark.parametrize("spread", [8.0, 0.05])  # peaked: a few tokens kept; flat: past the head
+def test_the_head_shortcut_keeps_exactly_what_a_full_sort_keeps(spread):
+    """Top-H looks at the HEAD most likely tokens first and sorts everything only when the kept
+    set reaches past them; either way the kept set is the full-sort rule's."""
+    from methods.decoding.top_h import HEAD
+
+    logits = torch.randn(6, 5000, generator=torch.Generator().manual_seed(3)) * spread
+    probs = logits.softmax(-1)
+    sorted_probs, order = probs.sort(-1, descending=True)
+    keep = kept_count(sorted_probs, 0.8)
+    expected = torch.zeros_like(logits, dtype=torch.bool)
+    for row in range(logits.shape[0]):
+        expected[row, order[row, : keep[row]]] = True
+
+    assert torch.equal(_kept(logits, 0.8), expected)
+    assert (keep < HEAD).all() if spread > 1 else (keep > HEAD).any()
