@@ -23,6 +23,7 @@ def tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     vocab = {**TOKEN, EOS: len(VOCAB)}
+    # a character outside VOCAB becomes EOS, an id the policy's embedding rejects: an error, not another digit
     backend = Tokenizer(models.WordLevel(vocab, unk_token=EOS))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one token per character
     backend.decoder = decoders.Fuse()  # "0" "4" "8" -> "048", no spaces between tokens

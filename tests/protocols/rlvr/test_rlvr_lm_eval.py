@@ -34,7 +34,8 @@ def test_tokenizer_ids_are_the_task_vocabulary_and_round_trip(tmp_path):
     prompts = task.prompts(task.eval_pairs)
     texts = decode(prompts)
     fresh = tokenizer()
-    save_policy(build_policy(1, 16, 2, task.prompt_len + task.answer_len, seed=0), tmp_path)
+    policy = build_policy(1, 16, 2, task.prompt_len + task.answer_len, seed=0)
+    save_policy(policy, tmp_path)
     from transformers import AutoTokenizer
 
     for tok in (fresh, AutoTokenizer.from_pretrained(tmp_path)):
@@ -44,6 +45,10 @@ def test_tokenizer_ids_are_the_task_vocabulary_and_round_trip(tmp_path):
         assert encoded == prompts.tolist()  # no BOS/EOS added, one id per character
         assert [tok.decode(ids) for ids in encoded] == texts
         assert tok.decode([0, 4, 8, 7]) == "0487"  # no spaces between tokens
+        unknown = tok.encode("1 2", add_special_tokens=False)
+        assert unknown == [1, len(VOCAB), 2]
+    with pytest.raises(IndexError):  # the policy refuses it rather than reading another token
+        policy(input_ids=torch.tensor([unknown]))
 
 
 def test_scoring_uses_the_verifier_pass_at_k_and_majority():
