@@ -62,4 +62,6 @@ def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
     history = client.get_metric_history(run_id, "curve/entropy")
     assert [m.step for m in history] == list(range(scaled.protocol.steps))
     assert [m.value for m in history] == pytest.approx(rec["curves"]["entropy"])
-    assert client.get_run(run_id).data.metrics["pass_at_1"] == pytest.approx(rec["metrics"]["pass_at_1"])
+    logged = client.get_run(run_id).data.metrics
+    assert logged["pass_at_1"] == pytest.approx(rec["metrics"]["pass_at_1"]) and logged[f"maj_at_{k}"] == pytest.approx(rec["metrics"][f"maj_at_{k}"])
+    assert [a.path for a in client.list_artifacts(run_id)] == [out.name]  # the record, lm-eval's samples included
