@@ -143,7 +143,7 @@ def test_grpo_cell_resumes_bitwise(rlvr_warmup, sig):
     assert not resumed.exists()
     assert subprocess.run(cmd(resumed), cwd=REPO, capture_output=True).returncode == 0
     ours, theirs = json.loads(resumed.read_text()), json.loads(reference.read_text())
-    timing = {"train_s", "rollout_s", "update_s"}
+    timing = {"train_s", "eval_s", "rollout_s", "update_s"}
     assert {k: v for k, v in ours["metrics"].items() if k not in timing} == {k: v for k, v in theirs["metrics"].items() if k not in timing}
     assert {k: v for k, v in ours["curves"].items() if k not in timing} == {k: v for k, v in theirs["curves"].items() if k not in timing}
     assert not list(work.glob(".*.ckpt*")), "checkpoint left after the record was written"

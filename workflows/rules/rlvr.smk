@@ -25,7 +25,10 @@ def _warmup_build(wc):
 
 rule train_warmup:
     input:
-        code=[REPO / "entrobench" / "protocols" / "rlvr" / name for name in ("warmup.py", "model.py", "task.py")],
+        # the training code, and the evaluation of the checkpoint (its accuracy_start, pass_at_1_start)
+        code=[REPO / "entrobench" / "protocols" / "rlvr" / name for name in (
+            "warmup.py", "model.py", "task.py", "evaluate.py", "hf_folder.py",
+            "tasks/eb_rlvr_addition.yaml", "tasks/eb_rlvr_addition_greedy.yaml", "tasks/utils.py")],
     output:
         rlvr.CACHE + "/warmup/{dataset}-{hash}.pt",
     log:

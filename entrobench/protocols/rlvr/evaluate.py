@@ -1,19 +1,29 @@
-"""Held-out evaluation of a policy: greedy accuracy, pass@1, pass@k and maj@k.
+"""Held-out evaluation of a policy through lm-eval: greedy accuracy, pass@1..k and maj@k.
 
-Kept behind one function, `evaluate_policy`, so that the lm-eval integration can replace it
-(same metric names) once it lands. It samples from its own generator: the evaluation schedule
-must not shift the training trajectory's random stream.
+The policy is saved as a Hugging Face folder (hf_folder.py) and evaluated by lm-eval's HF model
+with the decoding family's samplers (decoding/lm.py's SamplerLM): `greedy` for the accuracy,
+`temperature` at the rollout temperature for k samples per prompt, each seeded, in one
+`simple_evaluate` call per sampler. The tasks are tasks/*.yaml, scored by tasks/utils.py with
+the functions below. The per-step greedy-accuracy curve stays in the trainer (a torch loop on 64
+prompts every step; lm-eval's set-up per call would cost more than the step).
 """
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections import Counter
 from math import comb
+from pathlib import Path
 
-import numpy as np
 import torch
 
-from entrobench.protocols.rlvr.model import sample
+from entrobench.protocols.rlvr.hf_folder import save_policy
 from entrobench.protocols.rlvr.task import Addition, decode
+
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+SAMPLED_TASK, GREEDY_TASK = "eb_rlvr_addition", "eb_rlvr_addition_greedy"
+KEPT_SAMPLES = 64  # per task, in the record: enough to read the policy's answers, small enough to keep records small
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -36,26 +46,64 @@ def k_values(k: int) -> list[int]:
     return sorted({2**i for i in range(k.bit_length()) if 2**i <= k} | {k})
 
 
-@torch.no_grad()
-def evaluate_policy(model: torch.nn.Module, task: Addition, k: int, temperature: float, generator: torch.Generator,
-                    pairs: torch.Tensor | None = None, batch: int = 1024) -> dict[str, float]:
-    """Metrics on the held-out prompts (all of them unless `pairs` is given), k samples each."""
-    was_training = model.training
-    model.eval()
+def lm_eval_version() -> str:
+    from importlib import metadata
+
+    return f"lm-eval {metadata.version('lm_eval')}"
+
+
+def evaluate_policy(model: torch.nn.Module, task: Addition, k: int, temperature: float, seed: int, batch_size: int,
+                    pairs: torch.Tensor | None = None) -> tuple[dict[str, float], list[dict]]:
+    """Metrics on the held-out prompts (all of them unless `pairs` is given), k samples each at
+    `temperature`, and the first KEPT_SAMPLES logged samples of each task."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     pairs = task.eval_pairs if pairs is None else pairs
-    greedy, correct_counts, majority = [], [], []
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        prompts = task.prompts(chunk)
-        greedy.append(task.rewards(chunk, sample(model, prompts, task.answer_len, 0.0, None)))
-        responses = sample(model, prompts.repeat_interleave(k, 0), task.answer_len, temperature, generator)
-        rewards = task.rewards(chunk.repeat_interleave(k, 0), responses).view(-1, k)
-        texts = np.array(decode(responses), dtype=object).reshape(-1, k)
-        correct_counts += rewards.sum(1).long().tolist()
-        majority += [majority_correct(list(t), [bool(x) for x in r]) for t, r in zip(texts, rewards.tolist())]
-    model.train(was_training)
-    metrics = {"accuracy": float(torch.cat(greedy).mean())}
-    for kk in k_values(k):
-        metrics[f"pass_at_{kk}"] = float(np.mean([pass_at_k(k, c, kk) for c in correct_counts]))
-    metrics[f"maj_at_{k}"] = float(np.mean(majority))
-    return metrics
+    with tempfile.TemporaryDirectory(prefix="entrobench-rlvr-eval-") as scratch:
+        folder = save_policy(model, Path(scratch) / "policy")
+        data = Path(scratch) / "held_out.jsonl"
+        prompts = decode(task.prompts(pairs))
+        data.write_text("".join(json.dumps({"prompt": p, "target": t}) + "\n" for p, t in zip(prompts, task.targets(pairs).tolist())))
+        sampled = _run(folder, _task_config(SAMPLED_TASK, data, task.answer_len, k), "temperature", temperature, seed, batch_size)
+        greedy = _run(folder, _task_config(GREEDY_TASK, data, task.answer_len, 1), "greedy", 1.0, seed, batch_size)
+    metrics = {"accuracy": greedy["metrics"]["accuracy"]}
+    metrics.update({f"pass_at_{kk}": sampled["metrics"][f"pass_at_{kk}"] for kk in k_values(k)})
+    metrics[f"maj_at_{k}"] = sampled["metrics"][f"maj_at_{k}"]
+    return metrics, greedy["samples"] + sampled["samples"]
+
+
+def _task_config(name: str, data: Path, answer_len: int, repeats: int) -> dict:
+    """The task YAML with this evaluation's data file, repeats and metric list."""
+    from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval's own loader: resolves include and !function
+
+    config = load_yaml(TASKS_DIR / f"{name}.yaml", resolve_func=True)
+    config.pop("include", None)
+    config["dataset_kwargs"] = {"data_files": {"test": str(data.resolve())}}
+    config["generation_kwargs"] = {**config["generation_kwargs"], "max_gen_toks": answer_len}
+    if repeats > 1:
+        config["repeats"] = repeats
+        config["filter_list"] = [{"name": "all_samples", "filter": [{"function": "take_first_k", "k": repeats}]}]
+        names = [f"pass_at_{kk}" for kk in k_values(repeats)] + [f"maj_at_{repeats}"]
+        config["metric_list"] = [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in names]
+    return config
+
+
+def _run(folder: Path, config: dict, sampler: str, temperature: float, seed: int, batch_size: int) -> dict:
+    """One simple_evaluate call: the task's aggregated metrics and its first logged samples."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    from entrobench.protocols.decoding.lm import SamplerLM
+
+    lm = SamplerLM(pretrained=str(folder), sampler=sampler, temperature=temperature, seed=seed, batch_size=batch_size, device="cpu", dtype="float32")
+    out = simple_evaluate(
+        model=lm, tasks=[config], task_manager=TaskManager(include_defaults=False), apply_chat_template=False, log_samples=True,
+        bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+    )
+    name = config["task"]
+    metrics = {key.split(",")[0]: float(v) for key, v in out["results"][name].items() if isinstance(v, (int, float)) and "_stderr" not in key}
+    samples = []
+    for row in out["samples"][name][:KEPT_SAMPLES]:
+        responses = row["filtered_resps"][0]  # k answers (take_first_k), or the one answer (take_first)
+        samples.append({"task": name, "doc_id": row["doc_id"], "prompt": row["arguments"][0][0], "target": row["doc"]["target"],
+                        "responses": responses if isinstance(responses, list) else [responses]})
+    return {"metrics": metrics, "samples": samples}

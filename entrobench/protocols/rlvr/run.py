@@ -1,9 +1,10 @@
 """RLVR protocol: the cached supervised warm-up, and one cell = one GRPO run of one method
-from that checkpoint, with per-step curves, a held-out evaluation and the entropy law fit.
+from that checkpoint, with per-step curves, a held-out evaluation through lm-eval and the
+entropy law fit.
 
 The protocol measures; the method (methods/rlvr/*) is only the loss. Everything is seeded:
 the warm-up by a fixed seed (one checkpoint shared by every seed and method), the GRPO run by
-the cell's seed, the final evaluation by a generator of its own.
+the cell's seed, the final evaluation by a seed of its own.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from entrobench.checkpoint import Checkpoint
 from entrobench.progress import Progress
 from entrobench.protocols.rlvr import model as model_module
 from entrobench.protocols.rlvr import trainer as trainer_module
+from entrobench.protocols.rlvr.evaluate import evaluate_policy, lm_eval_version
 from entrobench.protocols.rlvr.law import fit_law, moving_average
 from entrobench.protocols.rlvr.model import build_policy
 from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting
@@ -28,7 +30,7 @@ from entrobench.protocols.rlvr.trainer import GRPOTrainer
 from entrobench.protocols.rlvr.warmup import warmup
 from entrobench.record import Skip
 
-EVAL_SEED_OFFSET = 7919  # the evaluation generator's seed is the cell's seed plus this
+EVAL_SEED_OFFSET = 7919  # the evaluation's sampling seed is the cell's seed plus this
 CHECKPOINT_EVERY = 50  # GRPO steps between saves (a save is one torch.save of a ~100k-parameter state; SIGTERM saves at once)
 
 
@@ -61,10 +63,9 @@ def train_warmup(config: dict, out: Path, progress: Progress) -> dict:
         torch.manual_seed(0)
         task, policy = _task(config), _policy(config)
         meta = {"status": "ok", **warmup(policy, task, config, progress)}
-        start_eval = torch.Generator().manual_seed(EVAL_SEED_OFFSET)
-        from entrobench.protocols.rlvr.evaluate import evaluate_policy
-
-        meta["eval"] = evaluate_policy(policy, task, 8, 1.0, start_eval)
+        # 8 samples at T 1 whatever the card's evaluation: the checkpoint is shared by cards
+        meta["eval"], _ = evaluate_policy(policy, task, 8, 1.0, EVAL_SEED_OFFSET, Protocol.eval_batch_size)
+        meta["eval_backend"] = lm_eval_version()
         meta["state_dict"] = policy.state_dict()
         meta["n_params"] = sum(p.numel() for p in policy.parameters())
         progress.done(f"{meta['steps']} steps, sampled pass@1 {meta['pass1']:.3f}, held-out {meta['eval']}")
@@ -112,19 +113,25 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
             progress.update(trainer.step, protocol.steps, "resumed from checkpoint")
         trainer.train(progress, after_step=lambda: ckpt.step(trainer.step - 1, trainer.state_dict))
     train_s = time.perf_counter() - t0  # this attempt only, after a resume
-    final = trainer.evaluate(torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET))
+    progress.update(protocol.steps, protocol.steps, f"lm-eval on {len(task.eval_pairs)} held-out prompts x {protocol.eval_samples} samples")
+    t0 = time.perf_counter()
+    final, samples = evaluate_policy(policy, task, protocol.eval_samples, setting.temperature, seed + EVAL_SEED_OFFSET, protocol.eval_batch_size)
+    eval_s = time.perf_counter() - t0
     metrics = {
         **final,
         "accuracy_start": start["eval"]["accuracy"],
         "pass_at_1_start": start["eval"]["pass_at_1"],
         **curve_metrics(trainer.curves, protocol.smooth),
         "train_s": train_s,
+        "eval_s": eval_s,
     }
     progress.done(f"H {metrics['entropy_start']:.3f} -> {metrics['entropy_final']:.3f}, pass@1 {metrics['pass_at_1']:.3f}, law R2 {metrics['law_r2']:.2f}")
     return {
         "metrics": metrics,
         "curves": trainer.curves,
         "warnings": warnings,
+        "samples": samples,
+        "eval_backend": lm_eval_version(),
         "warmup": {k: v for k, v in start.items() if k not in ("state_dict",)},
         "device": "cpu",
         "data_fingerprint": f"addition-{protocol.digits}d-heldout{protocol.held_out}",

@@ -46,13 +46,14 @@ class Protocol:
     # moved the policy 0.6 nats/token from the warm-up and halved its reward before RL recovered
     lr_warmup_updates: int = 0
     # measurement
-    eval_samples: int = 8  # k samples per held-out prompt: pass@1..k, maj@k
+    eval_samples: int = 8  # k samples per held-out prompt: pass@1..k, maj@k (through lm-eval)
+    eval_batch_size: int = 1024  # sequences per lm-eval generate call
     curve_eval_prompts: int = 64  # held-out prompts for the per-step greedy accuracy curve (0: none)
     smooth: int = 10  # moving-average window (steps) for the law fit and the end-of-run values
 
     def __post_init__(self):
         for name in ("n_layer", "d_model", "n_head", "digits", "held_out", "warmup_batch", "warmup_check_every",
-                     "warmup_check_prompts", "steps", "prompts_per_step", "minibatches", "ppo_epochs", "eval_samples", "smooth"):
+                     "warmup_check_prompts", "steps", "prompts_per_step", "minibatches", "ppo_epochs", "eval_samples", "eval_batch_size", "smooth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.prompts_per_step % self.minibatches:
@@ -111,6 +112,7 @@ METRICS = {
     "clip_frac": Metric("fraction", "lower", "mean share of response tokens silenced by the PPO clip"),
     "kl_ref_final": Metric("nats/token", "lower", "k3 KL to the warm-up policy, mean of the last `smooth` steps"),
     "train_s": Metric("s", "lower", "wall time of the GRPO steps (rollout + update), evaluation excluded"),
+    "eval_s": Metric("s", "lower", "wall time of the final held-out evaluation through lm-eval"),
 }
 
 

@@ -17,7 +17,6 @@ from typing import Callable
 import torch
 
 from entrobench.progress import Progress
-from entrobench.protocols.rlvr.evaluate import evaluate_policy
 from entrobench.protocols.rlvr.model import response_logits, sample, token_logp
 from entrobench.protocols.rlvr.task import Addition
 from methods.rlvr.base import PolicyBatch, PolicyLoss, group_advantages, k3_kl, masked_mean, token_covariance, token_entropy
@@ -133,9 +132,6 @@ class GRPOTrainer:
             after_step()
             c = self.curves
             progress.update(self.step, self.protocol.steps, f"H {c['entropy'][-1]:.3f} R {c['reward'][-1]:.3f} acc {c['accuracy'][-1]:.3f}")
-
-    def evaluate(self, generator: torch.Generator) -> dict[str, float]:
-        return evaluate_policy(self.policy, self.task, self.protocol.eval_samples, self.setting.temperature, generator)
 
     def _greedy_accuracy(self) -> float:
         n = self.protocol.curve_eval_prompts

@@ -1,5 +1,5 @@
-"""One tiny RLVR cell through the command line: warm-up, GRPO run, record, plots, and an MLflow
-run with the per-step curves as metric histories."""
+"""One tiny RLVR cell through the command line: warm-up, GRPO run, held-out evaluation through
+lm-eval, record, plots, and an MLflow run with the per-step curves as metric histories."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ import pytest
 from entrobench import cli, record
 from entrobench.card import load_card
 from entrobench.cells import expand
+from entrobench.protocols.rlvr.task import verify
 
 REPO = Path(__file__).resolve().parents[3]
 CARD = REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml"
@@ -36,6 +37,14 @@ def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
     assert rec["status"] == record.OK, rec.get("reason")
     assert len(rec["curves"]["entropy"]) == scaled.protocol.steps
     assert 0 <= rec["metrics"]["pass_at_1"] <= 1 and rec["metrics"]["selected_frac"] > 0
+    k = scaled.protocol.eval_samples
+    assert {"accuracy", "pass_at_1", f"pass_at_{k}", f"maj_at_{k}", "accuracy_start", "pass_at_1_start"} <= set(rec["metrics"])
+    assert rec["eval_backend"].startswith("lm-eval ") and rec["warmup"]["eval_backend"] == rec["eval_backend"]
+    held_out = scaled.protocol.held_out
+    sampled = [s for s in rec["samples"] if s["task"] == "eb_rlvr_addition"]
+    greedy = [s for s in rec["samples"] if s["task"] == "eb_rlvr_addition_greedy"]
+    assert len(sampled) == len(greedy) == held_out and all(len(s["responses"]) == k for s in sampled)
+    assert rec["metrics"]["accuracy"] == pytest.approx(sum(verify(s["responses"][0], s["target"]) for s in greedy) / held_out)
 
     plots = tmp_path / "plots"
     assert cli.main(["plots", "--card", str(card_path), "--scale", "tiny", "--results", str(results), "--out", str(plots)]) == 0
@@ -53,4 +62,6 @@ def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
     history = client.get_metric_history(run_id, "curve/entropy")
     assert [m.step for m in history] == list(range(scaled.protocol.steps))
     assert [m.value for m in history] == pytest.approx(rec["curves"]["entropy"])
-    assert client.get_run(run_id).data.metrics["pass_at_1"] == pytest.approx(rec["metrics"]["pass_at_1"])
+    logged = client.get_run(run_id).data.metrics
+    assert logged["pass_at_1"] == pytest.approx(rec["metrics"]["pass_at_1"]) and logged[f"maj_at_{k}"] == pytest.approx(rec["metrics"][f"maj_at_{k}"])
+    assert [a.path for a in client.list_artifacts(run_id)] == [out.name]  # the record, lm-eval's samples included
