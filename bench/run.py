@@ -208,8 +208,9 @@ def _time_trl(steps: int) -> dict:
 
 def decoding(args) -> None:
     """Tokens/s of `generate` per sampler: same model, prompts, batch and length (EOS ignored, so
-    every row generates max_new_tokens), ours and transformers' own top-p and min-p; plus the
-    cost of the logits processors alone on (batch, vocab) logits, where samplers differ most."""
+    every row generates max_new_tokens), ours and transformers' own top-p and min-p, at each
+    temperature; plus the cost of the logits processors alone on the model's own next-token
+    logits for those prompts, where samplers differ most."""
     import statistics
 
     import torch
@@ -230,42 +231,45 @@ def decoding(args) -> None:
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False, add_generation_prompt=True)
                for r in _read_jsonl(TASKS_DIR / "open_ended.jsonl")][: args.batch]
     batch = tokenizer(prompts, return_tensors="pt", padding=True)
-    off = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
-    configs = {name.split("/")[1]: ({**off, "logits_processor": LogitsProcessorList(registry.get(name)(registry.get(name).Params()).processors(args.temperature))})
-               for name in registry.available("decoding")}
-    configs["hf_top_p"] = {"do_sample": True, "temperature": args.temperature, "top_k": 0, "top_p": 0.9}
-    configs["hf_min_p"] = {"do_sample": True, "temperature": args.temperature, "top_k": 0, "top_p": 1.0, "min_p": 0.1}
-    times = {name: [] for name in configs}
-    for repeat in range(args.repeats + 1):  # round-robin, so load that drifts hits every sampler alike; round 0 warms up
-        for name, kwargs in configs.items():
-            torch.manual_seed(repeat)
+    with torch.no_grad():
+        next_token_logits = model(**batch).logits[:, -1].float()
+    samplers = {name.split("/")[1]: registry.get(name) for name in registry.available("decoding")}
+    by_temperature = {}
+    for temperature in args.temperatures:
+        off = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+        configs = {name: {**off, "logits_processor": LogitsProcessorList(cls(cls.Params()).processors(temperature))} for name, cls in samplers.items()}
+        configs["hf_top_p"] = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 0.9}
+        configs["hf_min_p"] = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0, "min_p": 0.1}
+        times = {name: [] for name in configs}
+        for repeat in range(args.repeats + 1):  # round-robin, so load that drifts hits every sampler alike; round 0 warms up
+            for name, kwargs in configs.items():
+                torch.manual_seed(repeat)
+                start = time.perf_counter()
+                with torch.no_grad():
+                    model.generate(**batch, max_new_tokens=args.tokens, min_new_tokens=args.tokens, pad_token_id=tokenizer.eos_token_id, **kwargs)
+                times[name].append(time.perf_counter() - start)
+        tokens_per_s = {name: round(len(prompts) * args.tokens / statistics.median(taken[1:]), 1) for name, taken in times.items()}
+        processor_us = {}
+        for name, cls in samplers.items():
+            procs = cls(cls.Params()).processors(temperature)
             start = time.perf_counter()
-            with torch.no_grad():
-                model.generate(**batch, max_new_tokens=args.tokens, min_new_tokens=args.tokens, pad_token_id=tokenizer.eos_token_id, **kwargs)
-            times[name].append(time.perf_counter() - start)
-    rows = []
-    for name, taken in times.items():
-        seconds = statistics.median(taken[1:])
-        rows.append({"sampler": name, "tokens_per_s": round(len(prompts) * args.tokens / seconds, 1), "seconds": round(seconds, 3)})
-        print(f"{name:12s} {rows[-1]['tokens_per_s']:8.1f} tokens/s")
-    logits = torch.randn(len(prompts), model.config.vocab_size, generator=torch.Generator().manual_seed(0)) * 3
-    processor_us = {}
-    for name in registry.available("decoding"):
-        procs = registry.get(name)(registry.get(name).Params()).processors(args.temperature)
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            scores = logits
-            for proc in procs:
-                scores = proc(None, scores)
-        processor_us[name.split("/")[1]] = round(1e6 * (time.perf_counter() - start) / args.steps, 1)
-    by = {r["sampler"]: r for r in rows}
+            for _ in range(args.steps):
+                scores = next_token_logits
+                for proc in procs:
+                    scores = proc(None, scores)
+            processor_us[name] = round(1e6 * (time.perf_counter() - start) / args.steps, 1)
+        by_temperature[str(temperature)] = {
+            "tokens_per_s": tokens_per_s,
+            "processor_us_per_step": processor_us,
+            "top_h_over_top_p_cost_per_token": round(tokens_per_s["top_p"] / tokens_per_s["top_h"], 3),
+            "top_h_over_hf_top_p_cost_per_token": round(tokens_per_s["hf_top_p"] / tokens_per_s["top_h"], 3),
+            "top_h_over_top_p_processor_cost": round(processor_us["top_h"] / processor_us["top_p"], 3),
+        }
+        print(f"T {temperature}: " + "  ".join(f"{name} {v}" for name, v in tokens_per_s.items()) + " tokens/s")
     write("decoding_throughput", {
-        "what": f"generated tokens/s of generate, SmolLM2-135M-Instruct float32, 1 thread, batch {len(prompts)}, {args.tokens} new tokens, T {args.temperature}, median of {args.repeats}",
-        "rows": rows,
-        "processor_us_per_step": processor_us,
-        "top_h_over_top_p_cost_per_token": round(by["top_p"]["tokens_per_s"] / by["top_h"]["tokens_per_s"], 3),
-        "top_h_over_hf_top_p_cost_per_token": round(by["hf_top_p"]["tokens_per_s"] / by["top_h"]["tokens_per_s"], 3),
-        "top_h_over_top_p_processor_cost": round(processor_us["top_h"] / processor_us["top_p"], 3),
+        "what": f"generated tokens/s of generate, SmolLM2-135M-Instruct float32, 1 thread, batch {len(prompts)}, {args.tokens} new tokens,"
+                f" median of {args.repeats}; processor cost on the model's next-token logits for the same prompts, {args.steps} calls",
+        "by_temperature": by_temperature,
         "target": "top-H costs at most 1.1x top-p per token",
     })
 
@@ -286,7 +290,7 @@ def main() -> None:
     p = sub.add_parser("decoding")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--tokens", type=int, default=32)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 2.0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=50, help="logits-processor calls timed per sampler")
     p.set_defaults(func=decoding)

@@ -68,6 +68,13 @@ class SamplerLM(HFLM):
         }
 
 
+def lm_eval_version() -> str:
+    """The installed lm-eval's version, for the records."""
+    from importlib import metadata
+
+    return metadata.version("lm_eval")
+
+
 if __name__ == "__main__":
     from lm_eval.__main__ import cli_evaluate
 

@@ -81,7 +81,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    from entrobench.protocols.decoding.lm import SamplerLM
+    from entrobench.protocols.decoding.lm import SamplerLM, lm_eval_version
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = SamplerLM(
@@ -111,7 +111,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         "curves": {},
         "samples": [{k: v for k, v in s.items() if k != "context"} for s in samples],
         "skipped_tasks": skipped,
-        "lm_eval_version": _lm_eval_version(),
+        "lm_eval_version": lm_eval_version(),
         "device": device,
         "model": pretrained,
     }
@@ -176,9 +176,3 @@ def _load_scorer(name: str, device: str):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(name).to(device).eval()
-
-
-def _lm_eval_version() -> str:
-    from importlib import metadata
-
-    return metadata.version("lm_eval")

@@ -46,10 +46,10 @@ def k_values(k: int) -> list[int]:
     return sorted({2**i for i in range(k.bit_length()) if 2**i <= k} | {k})
 
 
-def lm_eval_version() -> str:
-    from importlib import metadata
+def eval_backend() -> str:
+    from entrobench.protocols.decoding.lm import lm_eval_version
 
-    return f"lm-eval {metadata.version('lm_eval')}"
+    return f"lm-eval {lm_eval_version()}"
 
 
 def evaluate_policy(model: torch.nn.Module, task: Addition, k: int, temperature: float, seed: int, batch_size: int,
@@ -63,8 +63,9 @@ def evaluate_policy(model: torch.nn.Module, task: Addition, k: int, temperature:
         data = Path(scratch) / "held_out.jsonl"
         prompts = decode(task.prompts(pairs))
         data.write_text("".join(json.dumps({"prompt": p, "target": t}) + "\n" for p, t in zip(prompts, task.targets(pairs).tolist())))
-        sampled = _run(folder, _task_config(SAMPLED_TASK, data, task.answer_len, k), "temperature", temperature, seed, batch_size)
-        greedy = _run(folder, _task_config(GREEDY_TASK, data, task.answer_len, 1), "greedy", 1.0, seed, batch_size)
+        device = str(next(model.parameters()).device)  # lm-eval loads the saved copy where the policy lives
+        sampled = _run(folder, _task_config(SAMPLED_TASK, data, task.answer_len, k), "temperature", temperature, seed, batch_size, device)
+        greedy = _run(folder, _task_config(GREEDY_TASK, data, task.answer_len, 1), "greedy", 1.0, seed, batch_size, device)
     metrics = {"accuracy": greedy["metrics"]["accuracy"]}
     metrics.update({f"pass_at_{kk}": sampled["metrics"][f"pass_at_{kk}"] for kk in k_values(k)})
     metrics[f"maj_at_{k}"] = sampled["metrics"][f"maj_at_{k}"]
@@ -87,14 +88,14 @@ def _task_config(name: str, data: Path, answer_len: int, repeats: int) -> dict:
     return config
 
 
-def _run(folder: Path, config: dict, sampler: str, temperature: float, seed: int, batch_size: int) -> dict:
+def _run(folder: Path, config: dict, sampler: str, temperature: float, seed: int, batch_size: int, device: str) -> dict:
     """One simple_evaluate call: the task's aggregated metrics and its first logged samples."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     from entrobench.protocols.decoding.lm import SamplerLM
 
-    lm = SamplerLM(pretrained=str(folder), sampler=sampler, temperature=temperature, seed=seed, batch_size=batch_size, device="cpu", dtype="float32")
+    lm = SamplerLM(pretrained=str(folder), sampler=sampler, temperature=temperature, seed=seed, batch_size=batch_size, device=device, dtype="float32")
     out = simple_evaluate(
         model=lm, tasks=[config], task_manager=TaskManager(include_defaults=False), apply_chat_template=False, log_samples=True,
         bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,

@@ -21,7 +21,7 @@ from entrobench.checkpoint import Checkpoint
 from entrobench.progress import Progress
 from entrobench.protocols.rlvr import model as model_module
 from entrobench.protocols.rlvr import trainer as trainer_module
-from entrobench.protocols.rlvr.evaluate import evaluate_policy, lm_eval_version
+from entrobench.protocols.rlvr.evaluate import eval_backend, evaluate_policy
 from entrobench.protocols.rlvr.law import fit_law, moving_average
 from entrobench.protocols.rlvr.model import build_policy
 from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting
@@ -65,7 +65,7 @@ def train_warmup(config: dict, out: Path, progress: Progress) -> dict:
         meta = {"status": "ok", **warmup(policy, task, config, progress)}
         # 8 samples at T 1 whatever the card's evaluation: the checkpoint is shared by cards
         meta["eval"], _ = evaluate_policy(policy, task, 8, 1.0, EVAL_SEED_OFFSET, Protocol.eval_batch_size)
-        meta["eval_backend"] = lm_eval_version()
+        meta["eval_backend"] = eval_backend()
         meta["state_dict"] = policy.state_dict()
         meta["n_params"] = sum(p.numel() for p in policy.parameters())
         progress.done(f"{meta['steps']} steps, sampled pass@1 {meta['pass1']:.3f}, held-out {meta['eval']}")
@@ -131,7 +131,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         "curves": trainer.curves,
         "warnings": warnings,
         "samples": samples,
-        "eval_backend": lm_eval_version(),
+        "eval_backend": eval_backend(),
         "warmup": {k: v for k, v in start.items() if k not in ("state_dict",)},
         "device": "cpu",
         "data_fingerprint": f"addition-{protocol.digits}d-heldout{protocol.held_out}",
