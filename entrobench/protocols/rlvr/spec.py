@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
+from entrobench.protocols import Dataset
 
 SCRATCH = "gpt2_scratch"  # a small decoder built from a transformers config and trained here
 
@@ -75,12 +76,6 @@ class Setting:
             raise ValueError(f"group_size must be >= 2 (GRPO normalizes within a group), got {self.group_size}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    needs_data_root: bool
-    description: str
 
 
 DATASETS = {
