@@ -25,10 +25,14 @@ def draw(card: Card, scale: str, records: list[dict], out_dir: Path) -> list[Pat
                 keys = [(entry.name, s.name, metric) for s in settings]
                 means = np.array([here.loc[k, "mean"] if k in here.index else np.nan for k in keys])
                 cis = np.array([here.loc[k, "ci95"] if k in here.index else np.nan for k in keys])
-                ax.errorbar([s.temperature for s in settings], means, yerr=np.nan_to_num(cis), marker="o", capsize=2, label=entry.label or entry.name)
+                cis = np.nan_to_num(cis)
+                low, high = means - cis, means + cis
+                if card.family.METRICS[metric].unit == "fraction":  # a t interval over 2 seeds can leave [0, 1]
+                    low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+                ax.errorbar([s.temperature for s in settings], means, yerr=[means - low, high - means], marker="o", capsize=2, label=entry.label or entry.name)
             ax.set_xlabel("temperature")
             ax.set_title(title, fontsize=9)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"{card.id} ({scale}): mean ± 95% CI over seeds", fontsize=9)
+        fig.suptitle(f"{card.id} ({scale}): mean ± 95% CI over seeds (fractions clipped to [0, 1])", fontsize=9)
         written.append(save(fig, out_dir / f"{dataset}-vs-temperature.png"))
     return written
