@@ -11,7 +11,7 @@ from methods.rlvr.base import LOG_KEYS, LossOutput
 from rlvr_batches import random_batch
 
 METHODS = available("rlvr")  # base.py, the shared core, is not a method
-TABLE_ROWS = {"rlvr/grpo", "rlvr/kl", "rlvr/entropy_bonus", "rlvr/clip_higher", "rlvr/clip_cov", "rlvr/kl_cov"}
+TABLE_ROWS = {"rlvr/grpo", "rlvr/kl", "rlvr/entropy_bonus", "rlvr/clip_higher", "rlvr/clip_cov", "rlvr/kl_cov", "rlvr/lp_reg"}
 
 
 def _run(name: str, seed: int = 0) -> tuple[LossOutput, torch.Tensor]:
