@@ -14,7 +14,7 @@ min_version("9.0")
 include: "workflows/rules/common.smk"
 include: "workflows/rules/tta.smk"
 include: "workflows/rules/rlvr.smk"
-include: "workflows/rules/decoding.smk"
+include: "workflows/rules/models.smk"
 include: "workflows/rules/cells.smk"
 include: "workflows/rules/report.smk"
 

