@@ -19,7 +19,10 @@ from omegaconf import OmegaConf
 
 from entrobench.claims import Claim, parse_claim, split_pinned
 
-SCALES = ("tiny", "smoke", "full")
+SCALES = ("tiny", "smoke", "medium", "full")
+# Scales a card runs only where it defines them: without a `scales.medium` entry a card has no
+# medium scale (rather than silently running its full-scale protocol under that name)
+OPTIONAL_SCALES = ("medium",)
 
 
 class CardError(Exception):
@@ -65,6 +68,7 @@ class Scale:
     protocol: dict = field(default_factory=dict)
     datasets: list = field(default_factory=list)
     settings: list = field(default_factory=list)  # names of the card's settings run at this scale
+    methods: list = field(default_factory=list)  # names of the card's methods (rows) run at this scale; empty: all
     seeds: list = field(default_factory=list)
     # Method parameters that depend on the data and model rather than the method (the papers
     # themselves use e.g. Adam lr 1e-3 on CIFAR, SGD 2.5e-4 on ImageNet), keyed by the card's
@@ -132,6 +136,8 @@ class Card:
     def scale(self, scale: str) -> "ScaledCard":
         if scale not in SCALES:
             raise CardError(f"{self.path}: scale {scale!r}: expected one of {', '.join(SCALES)}")
+        if scale in OPTIONAL_SCALES and scale not in self.spec.scales:
+            raise CardError(f"{self.path}: scale {scale!r}: this card defines no scales.{scale} (it has: {', '.join(self.spec.scales)})")
         over = self.spec.scales.get(scale, Scale())
         protocol = _build(self.family.Protocol, {**self.spec.protocol, **over.protocol}, f"scales.{scale}.protocol", self.path)
         settings = [_build(self.family.Setting, s, f"settings[{i}]", self.path) for i, s in enumerate(self.spec.settings)]
@@ -144,6 +150,7 @@ class Card:
             protocol=protocol,
             datasets=list(over.datasets or self.spec.datasets),
             settings=settings,
+            methods=[m for m in self.spec.methods if not over.methods or m.name in over.methods],
             seeds=list(over.seeds or self.spec.seeds),
             resources=dict(over.resources),
         )
@@ -160,6 +167,7 @@ class ScaledCard:
     protocol: Any  # the family's Protocol dataclass
     datasets: list[str]
     settings: list[Any]  # the family's Setting dataclasses
+    methods: list[MethodEntry]  # the rows run at this scale, in the card's order
     seeds: list[int]
     resources: dict
 
@@ -383,6 +391,8 @@ def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None
             _check_dataset(name, family, f"scales.{scale}.datasets[{i}]", path)
         for i, name in enumerate(over.settings):
             _check_choice(name, setting_names, f"scales.{scale}.settings[{i}]", "setting", path)
+        for i, name in enumerate(over.methods):
+            _check_choice(name, [m.name for m in spec.methods], f"scales.{scale}.methods[{i}]", "method", path)
     methods = [m.name for m in spec.methods]
     for i, rep in enumerate(spec.reported):
         _check_choice(rep.method, methods, f"reported[{i}].method", "method", path)
@@ -425,4 +435,9 @@ def _parse_claim_entry(entry: ClaimEntry, i: int, spec: CardSchema, family: type
         _check_metric(metric, family, f"claims[{i}].text", path)
         if setting:
             _check_choice(setting, [s["name"] for s in spec.settings], f"claims[{i}].text", "setting", path)
+        for scale in entry.scales:
+            run = spec.scales[scale].methods if scale in spec.scales else []
+            if run and method not in run:
+                raise CardError(f"{path}: claims[{i}].scales: {method!r} does not run at scale {scale!r} "
+                                f"(scales.{scale}.methods: {', '.join(run)}); leave {scale!r} out of the claim's scales")
     return claim

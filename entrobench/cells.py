@@ -66,7 +66,7 @@ def expand(scaled: ScaledCard) -> list[Cell]:
     cells, runs = [], {}
     for dataset in scaled.datasets:
         for setting in scaled.settings:
-            for method in card.spec.methods:
+            for method in scaled.methods:
                 probe = Cell(card.id, scaled.scale, dataset, setting.name, method.name, 0)
                 config = cell_config(scaled, probe)
                 for seed in scaled.seeds:

@@ -62,7 +62,7 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
     if table.cost:
         columns[f"cost ({COST_UNITS[table.cost]})"] = (f"cost/{table.cost}", f"cost/{table.cost}", "mean")
     text, numeric, extra = {}, {}, {}
-    for entry in card.spec.methods:
+    for entry in card.scale(scale).methods:
         label = entry.label or entry.name
         status = _row_status(cells[cells["method"] == entry.name])
         row, nrow = {}, {}
@@ -255,14 +255,16 @@ def _protocol_differences(card: Card, scale: str) -> list[str]:
                 out.append(f"{f.name}: {_short(a)} (paper: {_short(b)})")
         if ours.seeds != paper.seeds:
             out.append(f"seeds: {len(ours.seeds)} (paper protocol: {len(paper.seeds)})")
+        if [m.name for m in ours.methods] != [m.name for m in paper.methods]:
+            out.append(f"methods: {', '.join(m.name for m in ours.methods)} (paper: {', '.join(m.name for m in paper.methods)})")
         if [s.name for s in ours.settings] != [s.name for s in paper.settings]:
             out.append(f"settings: {', '.join(s.name for s in ours.settings)} (paper: {', '.join(s.name for s in paper.settings)})")
-        for entry in card.spec.methods:  # method parameters this scale overrides (scales.<scale>.method_params)
+        for entry in ours.methods:  # method parameters this scale overrides (scales.<scale>.method_params)
             a, b = dataclasses.asdict(ours.method_params(entry.name)[1]), dataclasses.asdict(paper.method_params(entry.name)[1])
             changed = [f"{k} {a[k]} (paper: {b[k]})" for k in a if a[k] != b[k]]
             if changed:
                 out.append(f"{entry.label or entry.name} parameters: {', '.join(changed)}")
-    for entry in card.spec.methods:
+    for entry in ours.methods:
         ignored = invariant_to(ours.method_params(entry.name)[0])
         if ignored:
             out.append(f"{entry.label or entry.name} cannot depend on {', '.join(ignored)}: one run fills every such cell of its row (the ± is then 0)")
