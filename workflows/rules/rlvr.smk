@@ -23,8 +23,15 @@ def _warmup_build(wc):
     return RLVR_WARMUPS[f"{rlvr.CACHE}/warmup/{wc.dataset}-{wc.hash}.pt"]
 
 
+def _warmup_model(wc):
+    """A pretrained policy's converted folder (its warm-up is an evaluation of it), else nothing."""
+    card, scale, _ = _warmup_build(wc)
+    return rlvr.model_inputs(scaled(card.id, scale).protocol)
+
+
 rule train_warmup:
     input:
+        unpack(_warmup_model),
         # the training code, and the evaluation of the checkpoint (its accuracy_start, pass_at_1_start)
         code=[REPO / "entrobench" / "protocols" / "rlvr" / name for name in (
             "warmup.py", "model.py", "task.py", "evaluate.py", "hf_folder.py",

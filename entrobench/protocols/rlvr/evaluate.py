@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from entrobench.protocols.rlvr.hf_folder import save_policy
-from entrobench.protocols.rlvr.task import Addition, decode
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 SAMPLED_TASK, GREEDY_TASK = "eb_rlvr_addition", "eb_rlvr_addition_greedy"
@@ -52,34 +51,34 @@ def eval_backend() -> str:
     return f"lm-eval {lm_eval_version()}"
 
 
-def evaluate_policy(model: torch.nn.Module, task: Addition, k: int, temperature: float, seed: int, batch_size: int,
+def evaluate_policy(model: torch.nn.Module, task, k: int, temperature: float, seed: int, batch_size: int,
                     pairs: torch.Tensor | None = None) -> tuple[dict[str, float], list[dict]]:
     """Metrics on the held-out prompts (all of them unless `pairs` is given), k samples each at
     `temperature`, and the first KEPT_SAMPLES logged samples of each task."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     pairs = task.eval_pairs if pairs is None else pairs
     with tempfile.TemporaryDirectory(prefix="entrobench-rlvr-eval-") as scratch:
-        folder = save_policy(model, Path(scratch) / "policy")
+        folder = save_policy(model, task.hf_tokenizer(), Path(scratch) / "policy")
         data = Path(scratch) / "held_out.jsonl"
-        prompts = decode(task.prompts(pairs))
-        data.write_text("".join(json.dumps({"prompt": p, "target": t}) + "\n" for p, t in zip(prompts, task.targets(pairs).tolist())))
+        docs = [{"prompt": p, "target": t, "verifier": task.verifier} for p, t in zip(task.prompt_texts(pairs), task.targets(pairs).tolist())]
+        data.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
         device = str(next(model.parameters()).device)  # lm-eval loads the saved copy where the policy lives
-        sampled = _run(folder, _task_config(SAMPLED_TASK, data, task.answer_len, k), "temperature", temperature, seed, batch_size, device)
-        greedy = _run(folder, _task_config(GREEDY_TASK, data, task.answer_len, 1), "greedy", 1.0, seed, batch_size, device)
+        sampled = _run(folder, _task_config(SAMPLED_TASK, data, task.max_new_tokens, k), "temperature", temperature, seed, batch_size, device)
+        greedy = _run(folder, _task_config(GREEDY_TASK, data, task.max_new_tokens, 1), "greedy", 1.0, seed, batch_size, device)
     metrics = {"accuracy": greedy["metrics"]["accuracy"]}
     metrics.update({f"pass_at_{kk}": sampled["metrics"][f"pass_at_{kk}"] for kk in k_values(k)})
     metrics[f"maj_at_{k}"] = sampled["metrics"][f"maj_at_{k}"]
     return metrics, greedy["samples"] + sampled["samples"]
 
 
-def _task_config(name: str, data: Path, answer_len: int, repeats: int) -> dict:
+def _task_config(name: str, data: Path, max_new_tokens: int, repeats: int) -> dict:
     """The task YAML with this evaluation's data file, repeats and metric list."""
     from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval's own loader: resolves include and !function
 
     config = load_yaml(TASKS_DIR / f"{name}.yaml", resolve_func=True)
     config.pop("include", None)
     config["dataset_kwargs"] = {"data_files": {"test": str(data.resolve())}}
-    config["generation_kwargs"] = {**config["generation_kwargs"], "max_gen_toks": answer_len}
+    config["generation_kwargs"] = {**config["generation_kwargs"], "max_gen_toks": max_new_tokens}
     if repeats > 1:
         config["repeats"] = repeats
         config["filter_list"] = [{"name": "all_samples", "filter": [{"function": "take_first_k", "k": repeats}]}]

@@ -1,6 +1,6 @@
 """The policy as a plain Hugging Face folder (weights + a tokenizer), which lm-eval's HFLM loads.
 
-The task speaks its own one-character-per-token vocabulary (task.VOCAB), so the tokenizer is a
+A pretrained policy keeps its own tokenizer. The character task speaks its own one-character-per-token vocabulary (task.VOCAB), so the tokenizer is a
 WordLevel model over those characters with ids equal to their VOCAB index. It adds one special
 token, EOS, after them: lm-eval needs an end-of-text token (it is always a stop sequence and the
 pad id), but the policy's embedding has only len(VOCAB) rows, so EOS is never generated and never
@@ -30,9 +30,9 @@ def tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, pad_token=EOS)
 
 
-def save_policy(model: torch.nn.Module, folder: Path) -> Path:
-    """Write `model` and the task's tokenizer to `folder` (created) in Hugging Face format."""
+def save_policy(model: torch.nn.Module, tokenizer, folder: Path) -> Path:
+    """Write `model` and its task's tokenizer (`task.hf_tokenizer()`) to `folder` (created) in Hugging Face format."""
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
-    tokenizer().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder

@@ -23,9 +23,10 @@ from entrobench.protocols.rlvr import model as model_module
 from entrobench.protocols.rlvr import trainer as trainer_module
 from entrobench.protocols.rlvr.evaluate import eval_backend, evaluate_policy
 from entrobench.protocols.rlvr.law import fit_law, moving_average
-from entrobench.protocols.rlvr.model import build_policy
-from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting
-from entrobench.protocols.rlvr.task import Addition
+from entrobench.models.packaged import PACKAGED_MODELS, model_path, resolve_model
+from entrobench.protocols.rlvr.model import build_policy, load_pretrained
+from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting, warmup_config
+from entrobench.protocols.rlvr.task import Addition, ChatAddition
 from entrobench.protocols.rlvr.trainer import GRPOTrainer
 from entrobench.protocols.rlvr.warmup import warmup
 from entrobench.record import Skip
@@ -36,37 +37,60 @@ CHECKPOINT_EVERY = 50  # GRPO steps between saves (a save is one torch.save of a
 
 def _unavailable(config: dict) -> str | None:
     """Why this machine cannot run the config, or None."""
-    if config["model"] != SCRATCH or config["dataset"] != "addition":
-        return (f"dataset {config['dataset']!r} with model {config['model']!r} is the paper's setting: it needs the model "
-                "weights under the data root, a GPU rollout engine and the math verifier, which this suite does not have "
-                "yet (only the generated 'addition' task with a from-scratch decoder runs)")
-    return None
+    scratch = config["model"] == SCRATCH
+    if (config["dataset"], scratch) in (("addition", True), ("addition_chat", False)):
+        return None
+    return (f"dataset {config['dataset']!r} with model {config['model']!r} is the paper's setting: it needs the model "
+            "weights under the data root, a GPU rollout engine and the math verifier, which this suite does not have "
+            "yet (runnable here: 'addition' with the from-scratch decoder, 'addition_chat' with a pretrained chat model)")
 
 
-def _task(config: dict) -> Addition:
-    return Addition(config["digits"], config["held_out"])
+def _model_folder(model: str, data_root: Path | None) -> str:
+    """A packaged model's converted folder (a Skip with the reason where it could not be built),
+    a folder under the data root, or a hub id."""
+    return resolve_model(model, Path(model_path(model)) if model in PACKAGED_MODELS else None, data_root)
 
 
-def _policy(config: dict) -> torch.nn.Module:
-    task = _task(config)
-    return build_policy(config["n_layer"], config["d_model"], config["n_head"], task.prompt_len + task.answer_len, seed=0)
+def _task(config: dict, data_root: Path | None = None):
+    if config["model"] == SCRATCH:
+        return Addition(config["digits"], config["held_out"])
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(_model_folder(config["model"], data_root))
+    return ChatAddition(tokenizer, config["digits"], config["held_out"], config["max_new_tokens"])
+
+
+def _policy(config: dict, task, data_root: Path | None = None) -> torch.nn.Module:
+    if config["model"] == SCRATCH:
+        return build_policy(config["n_layer"], config["d_model"], config["n_head"], task.prompt_len + task.answer_len, seed=0)
+    return load_pretrained(_model_folder(config["model"], data_root))
 
 
 # ---------------------------------------------------------------- warm-up (cached by the DAG)
 
 
-def train_warmup(config: dict, out: Path, progress: Progress) -> dict:
+def train_warmup(config: dict, out: Path, progress: Progress, data_root: Path | None = None) -> dict:
+    """The supervised warm-up of the from-scratch decoder, or for a pretrained model the model as
+    it is; either way evaluated on the held-out prompts (every cell's start metrics)."""
     reason = _unavailable(config)
+    try:
+        task = None if reason else _task(config, data_root)
+    except Skip as skip:
+        reason = str(skip)
     if reason:
         meta = {"status": "skipped", "reason": reason}
     else:
         torch.manual_seed(0)
-        task, policy = _task(config), _policy(config)
-        meta = {"status": "ok", **warmup(policy, task, config, progress)}
-        # 8 samples at T 1 whatever the card's evaluation: the checkpoint is shared by cards
-        meta["eval"], _ = evaluate_policy(policy, task, 8, 1.0, EVAL_SEED_OFFSET, Protocol.eval_batch_size)
+        policy = _policy(config, task, data_root)
+        if config["model"] == SCRATCH:
+            meta = {"status": "ok", **warmup(policy, task, config, progress)}
+            meta["state_dict"] = policy.state_dict()
+        else:
+            meta = {"status": "ok", "steps": 0, "pass1": math.nan, "note": "pretrained: no supervised warm-up, RL starts from the model's folder"}
+        progress.update(meta["steps"], meta["steps"], f"lm-eval on {len(task.eval_pairs)} held-out prompts x {config['eval_samples']} samples")
+        # at T 1 whatever the card's rollout temperature: the checkpoint is shared by cards
+        meta["eval"], _ = evaluate_policy(policy, task, config["eval_samples"], 1.0, EVAL_SEED_OFFSET, config["eval_batch_size"])
         meta["eval_backend"] = eval_backend()
-        meta["state_dict"] = policy.state_dict()
         meta["n_params"] = sum(p.numel() for p in policy.parameters())
         progress.done(f"{meta['steps']} steps, sampled pass@1 {meta['pass1']:.3f}, held-out {meta['eval']}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,11 +120,12 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
 
     seed = config["seed"]
     torch.manual_seed(seed)
-    wcfg = {**{k: getattr(protocol, k) for k in ("n_layer", "d_model", "n_head", "digits", "held_out")}}
-    task = _task(wcfg)
-    policy, reference = _policy(wcfg), _policy(wcfg)
-    policy.load_state_dict(start["state_dict"])
-    reference.load_state_dict(start["state_dict"])
+    wcfg = warmup_config(protocol, config["dataset"])
+    task = _task(wcfg, data_root)
+    policy, reference = _policy(wcfg, task, data_root), _policy(wcfg, task, data_root)
+    if "state_dict" in start:  # the from-scratch decoder's warm-up; a pretrained policy starts as loaded
+        policy.load_state_dict(start["state_dict"])
+        reference.load_state_dict(start["state_dict"])
     method = method_cls(method_cls.Params(**config["params"]), generator=torch.Generator().manual_seed(1000 * seed + 3))
     trainer = GRPOTrainer(policy, reference, task, method, protocol, setting, seed, method.generator)
 
@@ -134,7 +159,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         "eval_backend": eval_backend(),
         "warmup": {k: v for k, v in start.items() if k not in ("state_dict",)},
         "device": "cpu",
-        "data_fingerprint": f"addition-{protocol.digits}d-heldout{protocol.held_out}",
+        "data_fingerprint": f"{config['dataset']}-{protocol.digits}d-heldout{protocol.held_out}",
     }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from entrobench.hashing import content_hash
 from entrobench.metrics import Metric
+from entrobench.models.packaged import PACKAGED_MODELS, model_path
 from entrobench.protocols import Dataset
 
 SCRATCH = "gpt2_scratch"  # a small decoder built from a transformers config and trained here
@@ -16,7 +17,8 @@ SCRATCH = "gpt2_scratch"  # a small decoder built from a transformers config and
 
 @dataclass(frozen=True)
 class Protocol:
-    # the policy: SCRATCH, or a checkpoint folder under the data root (full scale)
+    # the policy: SCRATCH (dataset "addition"), a packaged chat model (entrobench/models/packaged.py;
+    # dataset "addition_chat", no supervised warm-up), or a checkpoint folder under the data root (full scale)
     model: str = SCRATCH
     n_layer: int = 2  # SCRATCH only: decoder layers
     d_model: int = 64  # SCRATCH only: width; MLP 4x
@@ -24,6 +26,7 @@ class Protocol:
     # the generated task (datasets "addition"): digits per operand, held-out prompts
     digits: int = 3
     held_out: int = 512
+    max_new_tokens: int = 24  # "addition_chat": response cap in tokens (a response ends at the model's end of turn)
     # supervised warm-up (answer tokens only), stopped by a sampled pass@1 trigger: learning is a
     # sharp phase transition, so a fixed step count would start RL anywhere from 0.03 to 0.98
     warmup_lr: float = 3e-3  # AdamW
@@ -80,6 +83,8 @@ class Setting:
 
 DATASETS = {
     "addition": Dataset(False, "n-digit addition generated here, fixed-width answer, exact-match verifier"),
+    "addition_chat": Dataset(False, "n-digit addition generated here for a chat model: one worked example as an earlier turn, "
+                             "free-form answer scored on 'answer is N', else the last number"),
     "math_l3to5": Dataset(True, "MATH (Hendrycks et al. 2021) levels 3-5 training prompts, boxed-answer verifier; full scale"),
 }
 
@@ -117,15 +122,18 @@ def columns(protocol: Protocol) -> list[str]:
 
 
 def warmup_config(protocol: Protocol, dataset: str) -> dict:
-    """What the warm-up checkpoint depends on: shared by every method, seed and card that agree."""
+    """What the warm-up checkpoint depends on: shared by every method, seed and card that agree.
+    A pretrained model has no supervised warm-up: its "checkpoint" is the evaluation of the
+    model as it is, which every GRPO cell reports as its start."""
+    task = {"dataset": dataset, "model": protocol.model, "digits": protocol.digits, "held_out": protocol.held_out,
+            "eval_samples": protocol.eval_samples, "eval_batch_size": protocol.eval_batch_size}
+    if protocol.model in PACKAGED_MODELS:
+        return {**task, "max_new_tokens": protocol.max_new_tokens}
     return {
-        "dataset": dataset,
-        "model": protocol.model,
+        **task,
         "n_layer": protocol.n_layer,
         "d_model": protocol.d_model,
         "n_head": protocol.n_head,
-        "digits": protocol.digits,
-        "held_out": protocol.held_out,
         **{name: getattr(protocol, name) for name in Protocol.__dataclass_fields__ if name.startswith("warmup_")},
     }
 
@@ -137,6 +145,11 @@ def warmup_path(protocol: Protocol, dataset: str) -> str:
     return f"{CACHE}/warmup/{dataset}-{content_hash(warmup_config(protocol, dataset))}.pt"
 
 
+def model_inputs(protocol: Protocol) -> dict[str, str]:
+    """A packaged model's converted folder (built by workflows/rules/models.smk), else nothing."""
+    return {"model": model_path(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
+
+
 def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
-    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/rlvr.smk."""
-    return {"warmup": warmup_path(protocol, dataset)}
+    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/rlvr.smk and models.smk."""
+    return {"warmup": warmup_path(protocol, dataset), **model_inputs(protocol)}

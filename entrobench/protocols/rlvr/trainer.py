@@ -18,7 +18,6 @@ import torch
 
 from entrobench.progress import Progress
 from entrobench.protocols.rlvr.model import response_logits, sample, token_logp
-from entrobench.protocols.rlvr.task import Addition
 from methods.rlvr.base import PolicyBatch, PolicyLoss, group_advantages, k3_kl, masked_mean, token_covariance, token_entropy
 
 # Per-step curves every run records (the method's loss logs are averaged over its minibatches).
@@ -28,17 +27,18 @@ CURVES = ("entropy", "reward", "accuracy", "cov_mean", "clip_frac", "selected_fr
 
 @dataclass
 class Rollout:
-    prompts: torch.Tensor  # (B, P) tokens, each prompt repeated G times, groups contiguous
-    responses: torch.Tensor  # (B, L) sampled tokens
+    prompts: torch.Tensor  # (B, P) tokens, left-padded, each prompt repeated G times, groups contiguous
+    prompt_mask: torch.Tensor  # (B, P) 0 on padding
+    responses: torch.Tensor  # (B, L) sampled tokens, padded after their end
     rewards: torch.Tensor  # (B,) verifier's 0/1
     advantages: torch.Tensor  # (B,)
     logp_old: torch.Tensor  # (B, L) under the sampling policy
     logp_ref: torch.Tensor  # (B, L) under the reference (warm-up) policy
-    mask: torch.Tensor  # (B, L) bool, response tokens
+    mask: torch.Tensor  # (B, L) bool, response tokens (up to and including the end token)
 
 
 class GRPOTrainer:
-    def __init__(self, policy: torch.nn.Module, reference: torch.nn.Module, task: Addition, method: PolicyLoss,
+    def __init__(self, policy: torch.nn.Module, reference: torch.nn.Module, task, method: PolicyLoss,
                  protocol, setting, seed: int, method_generator: torch.Generator):
         self.policy, self.reference, self.task, self.method = policy, reference, task, method
         self.protocol, self.setting = protocol, setting
@@ -82,13 +82,13 @@ class GRPOTrainer:
     def rollout(self) -> Rollout:
         g, task = self.setting.group_size, self.task
         pairs = task.sample_pairs(self.protocol.prompts_per_step, self.generators["prompts"]).repeat_interleave(g)
-        prompts = task.prompts(pairs)
-        responses, logits = sample(self.policy, prompts, task.answer_len, self.setting.temperature, self.generators["rollout"], return_logits=True)
-        rewards = task.rewards(pairs, responses)
+        prompts, prompt_mask = task.encode(pairs)
+        responses, mask, logits = sample(self.policy, prompts, prompt_mask, task.max_new_tokens, self.setting.temperature,
+                                         self.generators["rollout"], task.eos_id)
+        rewards = task.rewards(pairs, responses, mask)
         logp_old = token_logp(logits, responses)
-        logp_ref = token_logp(response_logits(self.reference, prompts, responses, self.setting.temperature), responses)
-        mask = torch.ones_like(responses, dtype=torch.bool)  # fixed-length answers: every position is a response token
-        out = Rollout(prompts, responses, rewards, group_advantages(rewards, g), logp_old, logp_ref, mask)
+        logp_ref = token_logp(response_logits(self.reference, prompts, prompt_mask, responses, self.setting.temperature), responses)
+        out = Rollout(prompts, prompt_mask, responses, rewards, group_advantages(rewards, g), logp_old, logp_ref, mask)
         self._log(entropy=masked_mean(token_entropy(logits), mask).item(), reward=rewards.mean().item(),
                   cov_mean=masked_mean(token_covariance(logp_old, out.advantages, mask), mask).item(),
                   kl_ref=masked_mean(k3_kl(logp_old, logp_ref), mask).item(), response_len=mask.sum(1).float().mean().item())
@@ -101,7 +101,7 @@ class GRPOTrainer:
         for _ in range(p.ppo_epochs):
             for start in range(0, len(batch.rewards), size):
                 part = slice(start, start + size)
-                logits = response_logits(self.policy, batch.prompts[part], batch.responses[part], self.setting.temperature)
+                logits = response_logits(self.policy, batch.prompts[part], batch.prompt_mask[part], batch.responses[part], self.setting.temperature)
                 out = self.method.loss(PolicyBatch(
                     logp=token_logp(logits, batch.responses[part]), logp_old=batch.logp_old[part], advantages=batch.advantages[part],
                     mask=batch.mask[part], logp_ref=batch.logp_ref[part], logits=logits))
@@ -138,9 +138,8 @@ class GRPOTrainer:
         if n == 0:
             return float("nan")
         pairs = self.task.eval_pairs[:n]
-        with torch.no_grad():
-            responses = sample(self.policy, self.task.prompts(pairs), self.task.answer_len, 0.0, None)
-        return float(self.task.rewards(pairs, responses).mean())
+        responses, mask, _ = sample(self.policy, *self.task.encode(pairs), self.task.max_new_tokens, 0.0, None, self.task.eos_id)
+        return float(self.task.rewards(pairs, responses, mask).mean())
 
     def _log(self, **values: float) -> None:
         for key, value in values.items():

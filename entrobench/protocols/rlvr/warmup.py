@@ -27,14 +27,14 @@ def warmup(policy: torch.nn.Module, task: Addition, config: dict, progress: Prog
     while step < config["warmup_max_steps"]:
         pairs = task.sample_pairs(config["warmup_batch"], data_gen)
         prompts, answers = task.prompts(pairs), task.answers(pairs)
-        logits = response_logits(policy, prompts, answers, 1.0)
+        logits = response_logits(policy, prompts, torch.ones_like(prompts), answers, 1.0)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         if step >= config["warmup_min_steps"] and step % config["warmup_check_every"] == 0:
-            responses = sample(policy, task.prompts(check_pairs), task.answer_len, 1.0, sample_gen)
+            responses, _, _ = sample(policy, *task.encode(check_pairs), task.answer_len, 1.0, sample_gen)
             pass1 = float(task.rewards(check_pairs, responses).mean())
             history.append((step, loss.item(), pass1))
             progress.update(step, config["warmup_max_steps"], f"loss {loss.item():.3f} sampled pass@1 {pass1:.3f}")

@@ -18,7 +18,7 @@ from entrobench.protocols.rlvr.evaluate import TASKS_DIR, evaluate_policy, k_val
 from entrobench.protocols.rlvr.hf_folder import EOS, save_policy, tokenizer
 from entrobench.protocols.rlvr.model import build_policy, sample
 from entrobench.protocols.rlvr.spec import warmup_config
-from entrobench.protocols.rlvr.task import VOCAB, Addition, decode
+from entrobench.protocols.rlvr.task import VOCAB, Addition, decode, exact_answer
 from entrobench.protocols.rlvr.warmup import warmup
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,7 +35,7 @@ def test_tokenizer_ids_are_the_task_vocabulary_and_round_trip(tmp_path):
     texts = decode(prompts)
     fresh = tokenizer()
     policy = build_policy(1, 16, 2, task.prompt_len + task.answer_len, seed=0)
-    save_policy(policy, tmp_path)
+    save_policy(policy, task.hf_tokenizer(), tmp_path)
     from transformers import AutoTokenizer
 
     for tok in (fresh, AutoTokenizer.from_pretrained(tmp_path)):
@@ -52,9 +52,10 @@ def test_tokenizer_ids_are_the_task_vocabulary_and_round_trip(tmp_path):
 
 
 def test_scoring_uses_the_verifier_pass_at_k_and_majority():
-    doc = {"prompt": "2+2=", "target": 4}
-    scores = utils.score_samples(doc, [["04", "4", "05", "05"]])
-    assert scores == {"pass_at_1": pass_at_k(4, 2, 1), "pass_at_2": pass_at_k(4, 2, 2), "pass_at_4": 1.0, "maj_at_4": 0.0}
+    doc = {"prompt": "2+2=", "target": 4, "verifier": "exact"}
+    scores = utils.score_samples(doc, [["05", "04", "4", "7"]])
+    # maj@4 votes over answers, not strings: "04" and "4" are two votes for 4 (by string, "05" would win the tie)
+    assert scores == {"pass_at_1": pass_at_k(4, 2, 1), "pass_at_2": pass_at_k(4, 2, 2), "pass_at_4": 1.0, "maj_at_4": 1.0}
     assert utils.score_answer(doc, ["04"]) == {"accuracy": 1.0}
     assert utils.score_answer(doc, ["4="]) == {"accuracy": 0.0}
 
@@ -67,11 +68,12 @@ def torch_evaluation(model, task: Addition, pairs: torch.Tensor, k: int, tempera
     """The reference: greedy and sampled answers straight from the model (model.sample), scored by
     the same verifier; per-prompt values, so the test can size its tolerance."""
     model.eval()
-    prompts = task.prompts(pairs)
-    greedy = task.rewards(pairs, sample(model, prompts, task.answer_len, 0.0, None)).numpy()
-    responses = sample(model, prompts.repeat_interleave(k, 0), task.answer_len, temperature, torch.Generator().manual_seed(seed))
+    prompts, mask = task.encode(pairs)
+    greedy = task.rewards(pairs, sample(model, prompts, mask, task.answer_len, 0.0, None)[0]).numpy()
+    responses = sample(model, prompts.repeat_interleave(k, 0), mask.repeat_interleave(k, 0), task.answer_len, temperature,
+                       torch.Generator().manual_seed(seed))[0]
     correct = task.rewards(pairs.repeat_interleave(k, 0), responses).view(-1, k).bool().tolist()
-    texts = np.array(decode(responses), dtype=object).reshape(-1, k)
+    texts = np.array([exact_answer(t) for t in decode(responses)], dtype=object).reshape(-1, k)
     per_prompt = {"accuracy": greedy}
     for kk in k_values(k):
         per_prompt[f"pass_at_{kk}"] = np.array([pass_at_k(k, sum(c), kk) for c in correct])
@@ -84,7 +86,8 @@ def tiny_policy():
     protocol = load_card(CARD).scale("tiny").protocol
     config = warmup_config(protocol, "addition")
     torch.manual_seed(0)
-    task, policy = run._task(config), run._policy(config)
+    task = run._task(config)
+    policy = run._policy(config, task)
     warmup(policy, task, config, Progress("tiny warm-up"))
     return task, policy
 
@@ -100,7 +103,7 @@ def test_lm_eval_agrees_with_a_torch_evaluator_on_a_trained_policy(tiny_policy):
     assert set(metrics) == set(reference) == {"accuracy", "pass_at_1", "pass_at_2", "pass_at_4", "pass_at_8", "maj_at_8"}
     assert metrics["accuracy"] == pytest.approx(reference["accuracy"].mean(), abs=1e-12)  # greedy: the same answers
     greedy = [s for s in samples if s["task"] == "eb_rlvr_addition_greedy"]
-    ref_answers = decode(sample(policy, task.prompts(pairs[: len(greedy)]), task.answer_len, 0.0, None))
+    ref_answers = decode(sample(policy, *task.encode(pairs[: len(greedy)]), task.answer_len, 0.0, None)[0])
     assert [s["responses"] for s in greedy] == [[a] for a in ref_answers]
     assert 0.05 < metrics["pass_at_1"] < 0.95  # a policy that sometimes fails: agreement is not trivial
     for name, values in reference.items():
