@@ -6,12 +6,16 @@ SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile $(PROFILE)
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: smoke test install check report bench clean-results
+.PHONY: smoke medium test install check report bench clean-results
 
 ## smoke: every card's smoke table, leaderboards, plots, MLflow runs and the HTML report
 smoke: install
 	$(SNAKEMAKE)
 	@bash scripts/report.sh $(VENV) $(PROFILE)
+
+## medium: the medium tables of the cards that define one (RLVR on SmolLM2-135M: about an hour on 2 cores)
+medium: install
+	$(SNAKEMAKE) --config scale=medium
 
 ## test: the test suite (tiny cards end to end included)
 test: install

@@ -133,3 +133,36 @@ def mlflow_server(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+# A tiny chat model built from a config (no download): the decoding family's lm-eval runs and the
+# RLVR chat task run on it in seconds, through the same code paths as SmolLM2.
+CHAT = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+
+
+def _write_tiny_chat_lm(folder: Path) -> None:
+    """A 2-layer Llama with a byte-level BPE tokenizer and a ChatML template, as SmolLM2's."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = ["The capital of France is Paris.", "12 + 35 = 47. The answer is 47.", "Write a short story about a cat."] * 20
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>", bos_token="<|im_start|>")
+    tokenizer.chat_template = CHAT
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_lm(tmp_path_factory) -> Path:
+    """A folder with the tiny chat model and its tokenizer (built once per test session)."""
+    folder = tmp_path_factory.mktemp("tiny_chat_lm") / "tiny_lm"
+    _write_tiny_chat_lm(folder)
+    return folder

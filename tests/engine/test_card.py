@@ -104,3 +104,30 @@ def test_cli_reports_one_line_and_exits_nonzero(write_card, configs):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "test_card.yaml: methods[0].name: unknown method" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_medium_scale_exists_only_where_a_card_defines_it(write_card):
+    card = load_card(write_card())
+    with pytest.raises(CardError, match="defines no scales.medium"):
+        card.scale("medium")  # not the full protocol under another name
+    medium = load_card(write_card({"scales": {"medium": {"seeds": [0]}}})).scale("medium")
+    assert medium.seeds == [0] and medium.protocol.architecture == "resnet50"  # the rest from the card's base
+
+
+def test_a_scale_may_run_a_subset_of_rows(write_card):
+    from entrobench.cells import expand
+
+    card = load_card(write_card({"scales": {"smoke": {"methods": ["source", "tent"]}}, "claims": [{"text": "tent.error_pct < source.error_pct"}]}))
+    assert [m.name for m in card.scale("smoke").methods] == ["source", "tent"]
+    assert {c.method for c in expand(card.scale("smoke"))} == {"source", "tent"}
+    assert [m.name for m in card.scale("full").methods] == ["source", "tent", "eta"]
+    msg = error_of(write_card({"scales": {"smoke": {"methods": ["sorce"]}}}))
+    assert "scales.smoke.methods[0]: unknown method 'sorce'" in msg
+
+
+def test_claim_on_a_row_a_scale_does_not_run(write_card):
+    changes = {"scales": {"smoke": {"methods": ["source", "tent"]}}, "claims": [{"text": "eta.error_pct < source.error_pct", "scales": ["smoke", "full"]}]}
+    msg = error_of(write_card(changes))
+    assert "claims[0].scales: 'eta' does not run at scale 'smoke'" in msg
+    changes["claims"][0]["scales"] = ["full"]
+    assert load_card(write_card(changes))

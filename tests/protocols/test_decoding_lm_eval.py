@@ -12,34 +12,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow  # lm-eval end to end: about 30 s
-CHAT = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-
-
-def _tiny_model(folder: Path) -> None:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    corpus = ["The capital of France is Paris.", "12 + 35 = 47. The answer is 47.", "Write a short story about a cat."] * 20
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>", bos_token="<|im_start|>")
-    tokenizer.chat_template = CHAT
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")
-def decoding_run(tmp_path_factory):
+def decoding_run(tmp_path_factory, tiny_chat_lm):
+    import shutil
+
     from entrobench import cli
 
     work = tmp_path_factory.mktemp("decoding")
-    _tiny_model(work / "data" / "tiny_lm")
+    shutil.copytree(tiny_chat_lm, work / "data" / "tiny_lm")
     card = yaml.safe_load((REPO / "configs" / "decoding" / "top_h_potraghloo2025.yaml").read_text())
     card["scales"]["tiny"]["protocol"].update(model="tiny_lm")
     (work / "configs" / "decoding").mkdir(parents=True)

@@ -44,6 +44,8 @@ rule train_warmup:
         card=lambda wc: str(_warmup_build(wc)[0].path),
         scale=lambda wc: _warmup_build(wc)[1],
     threads: 1
+    resources:
+        **job_resources(_warmup_build),  # the scale's, as its cells': a pretrained model's evaluation needs its memory
     shell:
         "{PY} -m entrobench train-warmup --card {params.card} --scale {params.scale} --dataset {wildcards.dataset}"
         " {DATA_ROOT_ARG} --threads {threads} --out {output} 2> {log}"

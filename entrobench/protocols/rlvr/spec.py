@@ -127,7 +127,7 @@ def warmup_config(protocol: Protocol, dataset: str) -> dict:
     model as it is, which every GRPO cell reports as its start."""
     task = {"dataset": dataset, "model": protocol.model, "digits": protocol.digits, "held_out": protocol.held_out,
             "eval_samples": protocol.eval_samples, "eval_batch_size": protocol.eval_batch_size}
-    if protocol.model in PACKAGED_MODELS:
+    if protocol.model != SCRATCH:
         return {**task, "max_new_tokens": protocol.max_new_tokens}
     return {
         **task,
