@@ -73,8 +73,8 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
                 row[col] = _with_paper(_fmt(mean, ci), mean, paper)
                 name = key if table.layout == "metrics" else col
                 nrow[f"{name}_mean"], nrow[f"{name}_ci95"], nrow[f"{name}_n"] = mean, ci, n
-            else:
-                row[col] = status
+            else:  # the paper's number stays visible where ours could not be had
+                row[col] = status if paper is None else f"{status} [paper {paper.value:g}]"
         text[label], numeric[label] = row, nrow
         extra[label] = {
             f"{m} ({card.family.METRICS[m].unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]]) if (entry.name, m) in here.index else status
