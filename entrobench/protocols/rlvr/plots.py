@@ -40,9 +40,13 @@ def _curves(card: Card, records: list[dict], smooth: int, title: str, path: Path
     """Per-step curves, mean over seeds, smoothed with the protocol's moving average."""
     fig, axes = plt.subplots(1, len(STEP_CURVES), figsize=(13, 3.6))
     for ax, (curve, ylabel) in zip(axes, STEP_CURVES):
-        for label, runs in _runs(card, records, curve):
+        measured = [(label, runs) for label, runs in _runs(card, records, curve) if np.isfinite(runs).any()]
+        for label, runs in measured:
             mean = moving_average(np.nanmean(runs, axis=0), smooth)
             ax.plot(np.arange(len(mean)) + min(smooth, runs.shape[1]) - 1, mean, label=label, lw=1)
+        if not measured:  # e.g. the per-step greedy accuracy with curve_eval_prompts 0
+            ax.text(0.5, 0.5, "not measured at this scale", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            ax.set_xticks([]), ax.set_yticks([])
         ax.set_xlabel(f"GRPO step ({smooth}-step moving average, mean over seeds)")
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
