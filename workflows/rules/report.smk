@@ -1,10 +1,21 @@
 # From records to what people read: plots, the MLflow mirror, the table, leaderboards.
 # Order: plots -> MLflow (plots are logged as artifacts) -> table, so a table target brings all.
+# The card and the code that draws or renders are inputs too: editing a claim, a note or a plot
+# redraws from the records already there, without rerunning a cell.
+
+
+def _plot_code(wildcards):
+    return [REPO / "entrobench" / "plots.py", REPO / "entrobench" / "protocols" / CARDS[wildcards.card].spec.family / "plots.py"]
+
+
+TABLE_CODE = [REPO / "entrobench" / name for name in ("tables.py", "claims.py", "aggregate.py", "metrics.py")]
 
 
 rule render_plots:
     input:
         records_of,
+        card=card_path,
+        code=_plot_code,
     output:
         report(directory("results/{card}/{scale}/plots"), patterns=["{name}.png"], category="{card}", subcategory="{scale}"),
     params:
@@ -29,6 +40,8 @@ rule render_table:
     input:
         records_of,
         tracked="results/{card}/{scale}/mlflow.json",
+        card=card_path,
+        code=TABLE_CODE,
     output:
         md=report("results/{card}/{scale}/table.md", category="{card}", subcategory="{scale}"),
         tex="results/{card}/{scale}/table.tex",

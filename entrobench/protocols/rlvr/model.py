@@ -48,6 +48,8 @@ def response_logits(model: torch.nn.Module, prompts: torch.Tensor, prompt_mask: 
     response mask leaves them out), and causal attention keeps them from touching earlier ones."""
     length = responses.shape[1]
     tokens = torch.cat([prompts, responses], 1)[:, :-1]
+    if prompt_mask.all():  # nothing padded: the model's own causal path (an explicit all-ones mask changes the float rounding)
+        return model(input_ids=tokens, logits_to_keep=length).logits.float() / temperature
     mask = torch.cat([prompt_mask, torch.ones_like(responses)], 1)[:, :-1]
     logits = model(input_ids=tokens, attention_mask=mask, position_ids=positions(mask), logits_to_keep=length).logits
     return logits.float() / temperature
