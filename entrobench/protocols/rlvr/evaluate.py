@@ -1,7 +1,7 @@
 """Held-out evaluation of a policy through lm-eval: greedy accuracy, pass@1..k and maj@k.
 
 The policy is saved as a Hugging Face folder (hf_folder.py) and evaluated by lm-eval's HF model
-with the decoding family's samplers (decoding/lm.py's SamplerLM): `greedy` for the accuracy,
+with the decoding samplers (entrobench/lm/sampler_lm.py's SamplerLM): `greedy` for the accuracy,
 `temperature` at the rollout temperature for k samples per prompt, each seeded, in one
 `simple_evaluate` call per sampler. The tasks are tasks/*.yaml, scored by tasks/utils.py with
 the functions below. The per-step greedy-accuracy curve stays in the trainer (a torch loop on 64
@@ -10,7 +10,6 @@ prompts every step; lm-eval's set-up per call would cost more than the step).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections import Counter
 from math import comb
@@ -46,7 +45,7 @@ def k_values(k: int) -> list[int]:
 
 
 def eval_backend() -> str:
-    from entrobench.protocols.decoding.lm import lm_eval_version
+    from entrobench.lm.harness import lm_eval_version
 
     return f"lm-eval {lm_eval_version()}"
 
@@ -55,7 +54,6 @@ def evaluate_policy(model: torch.nn.Module, task, k: int, temperature: float, se
                     pairs: torch.Tensor | None = None) -> tuple[dict[str, float], list[dict]]:
     """Metrics on the held-out prompts (all of them unless `pairs` is given), k samples each at
     `temperature`, and the first KEPT_SAMPLES logged samples of each task."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     pairs = task.eval_pairs if pairs is None else pairs
     with tempfile.TemporaryDirectory(prefix="entrobench-rlvr-eval-") as scratch:
         folder = save_policy(model, task.hf_tokenizer(), Path(scratch) / "policy")
@@ -89,16 +87,13 @@ def _task_config(name: str, data: Path, max_new_tokens: int, repeats: int) -> di
 
 def _run(folder: Path, config: dict, sampler: str, temperature: float, seed: int, batch_size: int, device: str) -> dict:
     """One simple_evaluate call: the task's aggregated metrics and its first logged samples."""
-    from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    from entrobench.protocols.decoding.lm import SamplerLM
+    from entrobench.lm.harness import evaluate
+    from entrobench.lm.sampler_lm import SamplerLM
 
     lm = SamplerLM(pretrained=str(folder), sampler=sampler, temperature=temperature, seed=seed, batch_size=batch_size, device=device, dtype="float32")
-    out = simple_evaluate(
-        model=lm, tasks=[config], task_manager=TaskManager(include_defaults=False), apply_chat_template=False, log_samples=True,
-        bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-    )
+    out = evaluate(lm, [config], TaskManager(include_defaults=False), seed=seed, fewshot_seed=seed, chat_template=False)
     name = config["task"]
     metrics = {key.split(",")[0]: float(v) for key, v in out["results"][name].items() if isinstance(v, (int, float)) and "_stderr" not in key}
     samples = []

@@ -34,7 +34,7 @@ def exact_answer(response: str) -> int | None:
 
 def free_form_answer(response: str) -> float | None:
     """A chat model's answer: the number after "answer is", else the last number in the response."""
-    from entrobench.protocols.decoding.tasks.utils import extract_number
+    from entrobench.lm.answers import extract_number
 
     return extract_number(response)
 
@@ -131,9 +131,7 @@ class Addition(_PairTask):
         return decode(responses)
 
     def hf_tokenizer(self):
-        from entrobench.protocols.rlvr.hf_folder import tokenizer
-
-        return tokenizer()
+        return char_tokenizer()
 
 
 class ChatAddition(_PairTask):
@@ -178,3 +176,25 @@ def _digits(values: torch.Tensor, width: int) -> torch.Tensor:
     """Most significant digit first: (N,) -> (N, width)."""
     powers = 10 ** torch.arange(width - 1, -1, -1)
     return (values[:, None] // powers) % 10
+
+
+EOS = "<eos>"
+
+
+def char_tokenizer():
+    """A fast tokenizer whose ids match TOKEN exactly, EOS = len(VOCAB), no added BOS/EOS.
+
+    The character task speaks its own one-character-per-token vocabulary, so the tokenizer is a
+    WordLevel model over those characters with ids equal to their VOCAB index. It adds one special
+    token, EOS, after them: lm-eval needs an end-of-text token (it is always a stop sequence and the
+    pad id), but the policy's embedding has only len(VOCAB) rows, so EOS is never generated and never
+    fed to it. Prompts are fixed-width, so no request is ever padded."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {**TOKEN, EOS: len(VOCAB)}
+    # a character outside VOCAB becomes EOS, an id the policy's embedding rejects: an error, not another digit
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=EOS))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one token per character
+    backend.decoder = decoders.Fuse()  # "0" "4" "8" -> "048", no spaces between tokens
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, pad_token=EOS)

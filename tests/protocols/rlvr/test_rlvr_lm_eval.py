@@ -15,10 +15,10 @@ from entrobench.card import load_card
 from entrobench.progress import Progress
 from entrobench.protocols.rlvr import run
 from entrobench.protocols.rlvr.evaluate import TASKS_DIR, evaluate_policy, k_values, majority_correct, pass_at_k
-from entrobench.protocols.rlvr.hf_folder import EOS, save_policy, tokenizer
+from entrobench.protocols.rlvr.hf_folder import save_policy
 from entrobench.protocols.rlvr.model import build_policy, sample
-from entrobench.protocols.rlvr.spec import warmup_config
-from entrobench.protocols.rlvr.task import VOCAB, Addition, decode, exact_answer
+from entrobench.protocols.rlvr.family import warmup_config
+from entrobench.protocols.rlvr.task import EOS, VOCAB, Addition, char_tokenizer, decode, exact_answer
 from entrobench.protocols.rlvr.warmup import warmup
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,7 +33,7 @@ def test_tokenizer_ids_are_the_task_vocabulary_and_round_trip(tmp_path):
     task = Addition(3, 16)
     prompts = task.prompts(task.eval_pairs)
     texts = decode(prompts)
-    fresh = tokenizer()
+    fresh = char_tokenizer()
     policy = build_policy(1, 16, 2, task.prompt_len + task.answer_len, seed=0)
     save_policy(policy, task.hf_tokenizer(), tmp_path)
     from transformers import AutoTokenizer
@@ -86,8 +86,8 @@ def tiny_policy():
     protocol = load_card(CARD).scale("tiny").protocol
     config = warmup_config(protocol, "addition")
     torch.manual_seed(0)
-    task = run._task(config)
-    policy = run._policy(config, task)
+    task = run._task(config, {})
+    policy = run._policy(config, task, {})
     warmup(policy, task, config, Progress("tiny warm-up"))
     return task, policy
 

@@ -1,7 +1,7 @@
 """Scoring for the decoding tasks (lm-eval loads this file by the YAMLs' `!function utils.*`).
 
-Numeric answers: "answer is N" if present, else the last number (small models echo the operands,
-so the first number is usually wrong). Names: any accepted answer as a whole word, ignoring case.
+Numeric answers: entrobench.lm.answers.extract_number. Names: any accepted answer as a whole
+word, ignoring case.
 Diversity over a set of outputs: distinct-n (unique n-grams / all n-grams, over all outputs) and
 self-BLEU (mean BLEU of each output against all the others as references; lower = more diverse).
 """
@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import re
 
-_ANSWER_IS = re.compile(r"answer is\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
-_NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
+from entrobench.lm.answers import extract_number
 
 
-def extract_number(text: str) -> float | None:
-    found = _ANSWER_IS.search(text)
-    raw = found.group(1) if found else (_NUMBER.findall(text) or [None])[-1]
-    if raw is None:
-        return None
-    try:
-        return float(raw.replace(",", "").rstrip("."))
-    except ValueError:
-        return None
+def gsm8k_docs(dataset):
+    """GSM8K's rows as released (question, answer ending "#### N") with the number as `target`."""
+    return dataset.map(lambda doc: {"target": doc["answer"].split("####")[-1].strip().replace(",", "")})
 
 
 def score_number(doc: dict, results: list[str]) -> dict:

@@ -1,11 +1,14 @@
 """lm-eval's Hugging Face model with a decoding method from methods/decoding inside `generate`.
 
+Shared by every family that evaluates a language model through lm-eval (decoding's samplers,
+RLVR's held-out evaluation of a policy).
+
 No fork: `SamplerLM` subclasses lm-eval's HFLM and replaces only `_model_generate`. The task's
 own sampling settings (do_sample, temperature, top_p, ...) give way to the card's sampler and
 temperature; its stop sequences and token budget stay. Registered as `entrobench-hf`, so the
 lm-eval CLI finds it once this module is imported:
 
-    python -m entrobench.protocols.decoding.lm run --model entrobench-hf \
+    python -m entrobench.lm.sampler_lm run --model entrobench-hf \
         --model_args pretrained=DIR,sampler=top_h,temperature=1.5,alpha=0.4 --device cpu --tasks ...
 
 Every generate call is reseeded from (seed, call index): samplers compared at one seed draw with
@@ -66,13 +69,6 @@ class SamplerLM(HFLM):
             "kept_tokens": kept,
             "gen_tokens_per_s": self.generated_tokens / max(self.generate_s, 1e-9),
         }
-
-
-def lm_eval_version() -> str:
-    """The installed lm-eval's version, for the records."""
-    from importlib import metadata
-
-    return metadata.version("lm_eval")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""lm-eval, as every LM family calls it: one seeded `simple_evaluate`, and what lm-eval knows.
+
+Every random source lm-eval has is seeded by the cell (sampling, numpy, torch), except the few-shot
+examples, which a family may fix for all cells so that samplers are compared on the same prompts.
+"""
+from __future__ import annotations
+
+import os
+import re
+from functools import cache
+from pathlib import Path
+
+
+def evaluate(lm, tasks: list, task_manager, seed: int, fewshot_seed: int, chat_template: bool) -> dict:
+    """lm-eval's results and logged samples for `tasks` (names or task configs) with model `lm`."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from lm_eval import simple_evaluate
+
+    return simple_evaluate(
+        model=lm, tasks=tasks, task_manager=task_manager, apply_chat_template=chat_template, fewshot_as_multiturn=chat_template,
+        log_samples=True, bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=fewshot_seed,
+    )
+
+
+def lm_eval_version() -> str:
+    """The installed lm-eval's version, for the records."""
+    from importlib import metadata
+
+    return metadata.version("lm_eval")
+
+
+_TASK_LINE = re.compile(r"^task:\s*([^\s#\[]+)", re.MULTILINE)
+
+
+@cache
+def hub_task_names() -> frozenset[str]:
+    """The task names lm-eval ships (read from its task YAMLs' `task:` lines, without importing
+    lm-eval's task registry, which takes seconds): what a card may name besides local tasks."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None:
+        return frozenset()
+    root = Path(next(iter(spec.submodule_search_locations))) / "tasks"
+    return frozenset(name for path in root.rglob("*.yaml") for name in _TASK_LINE.findall(path.read_text(errors="ignore")))
