@@ -6,7 +6,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile $(PROFILE)
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: smoke medium test install check report bench clean-results
+.PHONY: smoke medium test test-fast lint install check report bench clean-results
 
 ## smoke: every card's smoke table, leaderboards, plots, MLflow runs and the HTML report
 smoke: install
@@ -17,9 +17,17 @@ smoke: install
 medium: install
 	$(SNAKEMAKE) --config scale=medium
 
-## test: the test suite (tiny cards end to end included)
-test: install
+## test: lint, then the whole test suite (tiny cards end to end, SLURM where it can run)
+test: install lint
 	$(PYTHON) -m pytest
+
+## test-fast: lint and the tests that take seconds (no `slow` DAG runs, no `slurm`): minutes
+test-fast: install lint
+	$(PYTHON) -m pytest -m "not slow and not slurm"
+
+## lint: ruff over the tree (settings in pyproject.toml)
+lint: install
+	$(PYTHON) -m ruff check .
 
 ## install: build .venv (skipped when pyproject.toml is unchanged)
 install:

@@ -3,8 +3,10 @@
     snakemake --workflow-profile workflows/profiles/local              # every smoke table
     snakemake --workflow-profile workflows/profiles/local results/eata_niu2022/tiny/table.md
 
-Config keys (--config KEY=VALUE): configs (cards folder), data_root (datasets; default
-$ENTROBENCH_DATA_ROOT, else ../shared/data beside the checkout), scale (default target's scale).
+Config keys (--config KEY=VALUE, checked against workflows/schemas/config.schema.yaml): configs
+(cards folder), data_root (datasets; default $ENTROBENCH_DATA_ROOT, else ../shared/data beside the
+checkout), scale (default target's scale), plugins (folders of families outside the project),
+slurm_partition, slurm_account.
 """
 from snakemake.utils import min_version
 
@@ -12,9 +14,7 @@ min_version("9.0")
 
 
 include: "workflows/rules/common.smk"
-include: "workflows/rules/tta.smk"
-include: "workflows/rules/rlvr.smk"
-include: "workflows/rules/models.smk"
+include: "workflows/rules/builds.smk"
 include: "workflows/rules/cells.smk"
 include: "workflows/rules/report.smk"
 
@@ -23,3 +23,8 @@ rule all:
     default_target: True
     input:
         targets_for_scale(config.get("scale", "smoke")),
+
+
+onerror:
+    # A failed cell fails the run (non-zero exit); the tables asked for still show what ran.
+    partial_tables(workflow.dag_settings.targets)

@@ -131,7 +131,7 @@ def _time_ours(steps: int) -> dict:
     import torch
 
     from entrobench.protocols.rlvr.model import build_policy
-    from entrobench.protocols.rlvr.spec import Protocol, Setting
+    from entrobench.protocols.rlvr.family import Protocol, Setting
     from entrobench.protocols.rlvr.task import Addition
     from entrobench.protocols.rlvr.trainer import GRPOTrainer
     from methods import registry
@@ -217,20 +217,19 @@ def decoding(args) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
     from entrobench.models import packaged
-    from entrobench.protocols.decoding import spec
-    from entrobench.protocols.decoding.task_data import TASKS_DIR, _read_jsonl
+    from entrobench.protocols.decoding.family import TASKS_DIR, Protocol
     from methods import registry
 
     torch.set_num_threads(1)
-    protocol = spec.Protocol()
-    folder = REPO / packaged.model_path(protocol.model)
+    protocol = Protocol()
+    folder = REPO / packaged.model_build(protocol.model).path
     if not (folder / "config.json").is_file():
         print(packaged.convert_model(packaged.model_config(protocol.model), folder))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False, add_generation_prompt=True)
-               for r in _read_jsonl(TASKS_DIR / "open_ended.jsonl")][: args.batch]
+               for r in map(json.loads, (TASKS_DIR / "open_ended.jsonl").read_text().splitlines())][: args.batch]
     batch = tokenizer(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
         next_token_logits = model(**batch).logits[:, -1].float()

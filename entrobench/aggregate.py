@@ -28,7 +28,9 @@ def load_records(card: Card, scale: str, results: Path) -> list[dict]:
         if path.is_file():
             out.append({**record.read(path), **view})
         else:
-            out.append({"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed, "status": "missing", "reason": f"no record at {path}", "metrics": {}, **view})
+            failed = record.failure(path)
+            status, reason = (record.FAILED, failed) if failed else ("missing", f"no record at {path}")
+            out.append({"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed, "status": status, "reason": reason, "metrics": {}, **view})
     return out
 
 

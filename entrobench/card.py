@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
 
+from entrobench import family as families
 from entrobench.claims import Claim, parse_claim, split_pinned
+from entrobench.family import Family
 
 SCALES = ("tiny", "smoke", "medium", "full")
 # Scales a card runs only where it defines them: without a `scales.medium` entry a card has no
 # medium scale (rather than silently running its full-scale protocol under that name)
 OPTIONAL_SCALES = ("medium",)
+# Names that become parts of paths and command lines (card ids, rows, settings, datasets): no
+# shell syntax, no "..", no "/"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# What a job may ask a cluster for (workflows/rules/common.smk passes them to the executor)
+RESOURCES = ("mem_mb", "runtime", "gpu", "gpu_model", "gres", "constraint", "cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra")
+DATASETS_DIR = "_datasets"  # configs/_datasets/<name>.yaml: datasets declared as data
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
 
 
 class CardError(Exception):
@@ -125,19 +135,21 @@ class CardSchema:
 
 @dataclass(frozen=True)
 class Card:
-    """A validated card. `resolve(scale)` gives the concrete view one scale runs."""
+    """A validated card. `scale(name)` gives the concrete view one scale runs."""
 
     id: str
     path: Path
     spec: CardSchema
-    family: types.ModuleType  # entrobench.protocols.<family>.spec
+    family: Family
     claims: list[tuple[ClaimEntry, Claim]]
+    declared_datasets: dict = field(default_factory=dict)  # name -> the family's Dataset, from configs/_datasets/
+    configs_dir: Path = Path("configs")  # where its defaults, declared datasets and tasks were looked up
 
     def scale(self, scale: str) -> "ScaledCard":
         if scale not in SCALES:
             raise CardError(f"{self.path}: scale {scale!r}: expected one of {', '.join(SCALES)}")
-        if scale in OPTIONAL_SCALES and scale not in self.spec.scales:
-            raise CardError(f"{self.path}: scale {scale!r}: this card defines no scales.{scale} (it has: {', '.join(self.spec.scales)})")
+        if scale not in self.spec.scales and (scale in OPTIONAL_SCALES or self.spec.scales):
+            raise CardError(f"{self.path}: scale {scale!r}: this card defines no scales.{scale} (it has: {', '.join(self.spec.scales) or 'none'})")
         over = self.spec.scales.get(scale, Scale())
         protocol = _build(self.family.Protocol, {**self.spec.protocol, **over.protocol}, f"scales.{scale}.protocol", self.path)
         settings = [_build(self.family.Setting, s, f"settings[{i}]", self.path) for i, s in enumerate(self.spec.settings)]
@@ -157,6 +169,21 @@ class Card:
 
     def method(self, name: str) -> MethodEntry:
         return next(m for m in self.spec.methods if m.name == name)
+
+    def dataset(self, name: str):
+        """The family's Dataset for `name`: declared in configs/_datasets/, else built in."""
+        return self.declared_datasets.get(name) or self.family.datasets[name]
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return sorted({*self.family.datasets, *self.declared_datasets})
+
+    def metric(self, name: str):
+        """The family's Metric `name` as this card has it (at any of its scales)."""
+        found = self.family.metric(name) or next((m for s in self.spec.scales if (m := self.family.metric(name, self.scale(s)))), None)
+        if found is None:
+            raise KeyError(f"{self.path}: no metric {name!r}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -187,28 +214,38 @@ def load_card(path: str | Path, configs_dir: str | Path | None = None) -> Card:
     """Read, merge defaults, validate. Raises CardError (one line) on any mistake."""
     path = Path(path)
     configs_dir = Path(configs_dir) if configs_dir else _configs_dir_of(path)
+    _check_name(path.stem, "card id (the file name)", path)
     raw = _read_yaml(path)
     merged = {}
-    for i, name in enumerate(raw.get("defaults", []) or []):
-        default_path = configs_dir / f"{name}.yaml"
-        if not default_path.is_file():
-            raise CardError(f"{path}: defaults[{i}]: no file {default_path}")
-        merged = _merge(merged, _read_yaml(default_path))
+    defaults = raw.get("defaults", []) or []
+    if not isinstance(defaults, list):
+        raise CardError(f"{path}: defaults: expected a list of names under {configs_dir}, got {_show(defaults)}")
+    for i, name in enumerate(defaults):
+        merged = _merge(merged, _read_yaml(_inside(configs_dir, name, f"defaults[{i}]", path)))
     merged = _merge(merged, raw)
 
     spec = _build(CardSchema, merged, "", path)
-    family = _family_module(spec.family, path)
+    try:
+        family = families.load(spec.family)
+    except LookupError as err:
+        raise CardError(f"{path}: family: {err}") from None
+    declared = _declared_datasets(configs_dir, family)
+    card = Card(id=path.stem, path=path, spec=spec, family=family, claims=[], declared_datasets=declared, configs_dir=configs_dir)
+    _check_values(spec, path)
     _check_methods(spec, path)
-    _check_names(spec, family, path)
-    claims = [(c, _parse_claim_entry(c, i, spec, family, path)) for i, c in enumerate(spec.claims)]
-    card = Card(id=path.stem, path=path, spec=spec, family=family, claims=claims)
-    for scale in card.spec.scales:
-        card.scale(scale)  # every scale's protocol must build
-    return card
+    scaled = {scale: card.scale(scale) for scale in spec.scales}  # every scale's protocol must build
+    _check_names(card, list(scaled.values()), path)
+    for name, view in scaled.items():
+        try:
+            family.check(view)
+        except ValueError as err:
+            raise CardError(f"{path}: scales.{name}: {err}") from None
+    claims = [(c, _parse_claim_entry(c, i, card, list(scaled.values()), path)) for i, c in enumerate(spec.claims)]
+    return dataclasses.replace(card, claims=claims)
 
 
 def load_cards(configs_dir: str | Path) -> dict[str, Card]:
-    """All cards under configs/ (files in `_defaults/` are pieces, not cards). Ids must be unique."""
+    """All cards under configs/ (files under `_*` folders are pieces, not cards). Ids must be unique."""
     configs_dir = Path(configs_dir)
     cards: dict[str, Card] = {}
     for path in sorted(configs_dir.rglob("*.yaml")):
@@ -231,39 +268,87 @@ def _configs_dir_of(path: Path) -> Path:
     return path.resolve().parent
 
 
+def _inside(configs_dir: Path, name: Any, key: str, path: Path) -> Path:
+    """configs/<name>.yaml, refusing names that leave the configs folder."""
+    if not isinstance(name, str) or name.startswith("/") or ".." in Path(name).parts:
+        raise CardError(f"{path}: {key}: expected a name under {configs_dir} (no absolute path, no '..'), got {_show(name)}")
+    target = configs_dir / f"{name}.yaml"
+    if not target.is_file():
+        raise CardError(f"{path}: {key}: no file {target}")
+    return target
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+
+def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice in one mapping", mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise CardError(f"{path}: no such card file")
     try:
-        conf = OmegaConf.load(path)
-    except Exception as err:  # YAML syntax: keep the parser's first line, it has the position
-        raise CardError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    data = OmegaConf.to_container(conf, resolve=False)
+        data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:  # keep where and why: "line 4, column 3: found duplicate key"
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise CardError(f"{path}: not valid YAML: {where}{problem}") from None
     if not isinstance(data, dict):
         raise CardError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
 def _merge(base: dict, over: dict) -> dict:
-    """Later wins; mappings merge key by key, lists are replaced whole."""
+    """Later wins; mappings merge key by key, lists are replaced whole, and `key: null` removes an
+    inherited key (a card drops a scale of its defaults with `scales: {full: null}`)."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None and key in out:
+            del out[key]
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
     return out
 
 
+def _declared_datasets(configs_dir: Path, family: Family) -> dict:
+    """configs/_datasets/<name>.yaml files of this family, built by its Dataset schema."""
+    declared = {}
+    for path in sorted((configs_dir / DATASETS_DIR).glob("*.yaml")):
+        data = _read_yaml(path)
+        if data.get("family") != family.name:
+            continue
+        _check_name(path.stem, "dataset name (the file name)", path)
+        if family.Dataset is None:
+            raise CardError(f"{path}: family: {family.name!r} takes no declared datasets")
+        body = {k: v for k, v in data.items() if k != "family"}
+        declared[path.stem] = _build(family.Dataset, body, "", path, what="dataset")
+    return declared
+
+
 # --- schema checking -----------------------------------------------------------------------------
 
 
-def _build(cls: type, data: Any, where: str, path: Path):
+def _build(cls: type, data: Any, where: str, path: Path, what: str = "card"):
     """Build dataclass `cls` from `data`, checking keys and types, with one-line errors."""
     if dataclasses.is_dataclass(data):
         return data
     if not isinstance(data, dict):
-        raise CardError(f"{path}: {where or 'card'}: expected a mapping, got {_show(data)}")
+        raise CardError(f"{path}: {where or what}: expected a mapping, got {_show(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -282,7 +367,7 @@ def _build(cls: type, data: Any, where: str, path: Path):
     try:
         return cls(**values)
     except (ValueError, TypeError) as err:  # the dataclass's own checks (__post_init__)
-        raise CardError(f"{path}: {where or 'card'}: {err}") from None
+        raise CardError(f"{path}: {where or what}: {err}") from None
 
 
 def _check_type(value: Any, hint: Any, key: str, path: Path):
@@ -310,9 +395,11 @@ def _check_type(value: Any, hint: Any, key: str, path: Path):
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
         raise CardError(f"{path}: {key}: expected {_type_name(hint)}, got {_show(value)}")
+    if hint is float and not math.isfinite(value):  # YAML reads .inf and .nan as numbers
+        raise CardError(f"{path}: {key}: expected a finite number, got {value}")
     return value
 
 
@@ -341,12 +428,35 @@ def _join(where: str, key: Any) -> str:
 # --- cross-references ----------------------------------------------------------------------------
 
 
-def _family_module(family: str, path: Path) -> types.ModuleType:
-    try:
-        return importlib.import_module(f"entrobench.protocols.{family}.spec")
-    except ModuleNotFoundError:
-        known = sorted(p.name for p in (Path(__file__).parent / "protocols").iterdir() if (p / "spec.py").is_file())
-        raise CardError(f"{path}: family: unknown family {family!r} (expected one of: {', '.join(known)})") from None
+def _check_name(name: str, what: str, path: Path, key: str = "") -> None:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        where = f"{key}: " if key else ""
+        raise CardError(f"{path}: {where}{what} {name!r}: use letters, digits, '_', '-' and '.' only (no '..'), starting with a letter or digit")
+
+
+def _check_values(spec: CardSchema, path: Path) -> None:
+    """Ranges and uniqueness the schema's types cannot say."""
+    for key, seeds in [("seeds", spec.seeds), *((f"scales.{s}.seeds", over.seeds) for s, over in spec.scales.items())]:
+        for i, seed in enumerate(seeds):
+            if not 0 <= seed <= MAX_SEED:
+                raise CardError(f"{path}: {key}[{i}]: expected a seed in 0..{MAX_SEED}, got {seed}")
+        if len(set(seeds)) != len(seeds):
+            raise CardError(f"{path}: {key}: a seed appears twice ({seeds})")
+    names = []
+    for i, setting in enumerate(spec.settings):
+        name = setting.get("name") if isinstance(setting, dict) else None
+        _check_name(name, "setting name", path, f"settings[{i}].name")
+        if name in names:
+            raise CardError(f"{path}: settings[{i}].name: {name!r} appears twice; setting names must be unique")
+        names.append(name)
+    for i, entry in enumerate(spec.methods):
+        _check_name(entry.name, "row name", path, f"methods[{i}].name")
+    for scale, over in spec.scales.items():
+        for key, value in over.resources.items():
+            where = f"scales.{scale}.resources.{key}"
+            _check_choice(key, list(RESOURCES), where, "resource", path)
+            if key in ("mem_mb", "runtime", "gpu", "cpus_per_task") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise CardError(f"{path}: {where}: expected a whole number >= 0, got {_show(value)}")
 
 
 def _check_methods(spec: CardSchema, path: Path) -> None:
@@ -373,22 +483,21 @@ def _check_methods(spec: CardSchema, path: Path) -> None:
             _check_choice(name, sorted(seen), f"scales.{scale}.method_params.{name}", "method", path)
 
 
-def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None:
+def _check_names(card: Card, scaled: list[ScaledCard], path: Path) -> None:
+    spec = card.spec
     for i, name in enumerate(spec.datasets):
-        _check_dataset(name, family, f"datasets[{i}]", path)
-    setting_names = []
-    for i, setting in enumerate(spec.settings):
-        setting_names.append(_build(family.Setting, setting, f"settings[{i}]", path).name)
-    _check_metric(spec.table.metric, family, "table.metric", path)
-    for i, metric in enumerate(spec.table.extra_metrics):
-        _check_metric(metric, family, f"table.extra_metrics[{i}]", path)
-    for i, metric in enumerate(spec.table.pivot):
-        _check_metric(metric, family, f"table.pivot[{i}]", path)
+        _check_choice(name, card.dataset_names, f"datasets[{i}]", "dataset", path)
+    setting_names = [s["name"] for s in spec.settings]
+    metrics = _metric_names(card, scaled)
+    _check_choice(spec.table.metric, metrics, "table.metric", "metric", path)
+    for key in ("extra_metrics", "pivot"):
+        for i, metric in enumerate(getattr(spec.table, key)):
+            _check_choice(metric, metrics, f"table.{key}[{i}]", "metric", path)
     for scale, over in spec.scales.items():
         if scale not in SCALES:
             raise CardError(f"{path}: scales.{scale}: unknown scale (expected one of: {', '.join(SCALES)})")
         for i, name in enumerate(over.datasets):
-            _check_dataset(name, family, f"scales.{scale}.datasets[{i}]", path)
+            _check_choice(name, card.dataset_names, f"scales.{scale}.datasets[{i}]", "dataset", path)
         for i, name in enumerate(over.settings):
             _check_choice(name, setting_names, f"scales.{scale}.settings[{i}]", "setting", path)
         for i, name in enumerate(over.methods):
@@ -396,43 +505,49 @@ def _check_names(spec: CardSchema, family: types.ModuleType, path: Path) -> None
     methods = [m.name for m in spec.methods]
     for i, rep in enumerate(spec.reported):
         _check_choice(rep.method, methods, f"reported[{i}].method", "method", path)
-        _check_metric(rep.metric, family, f"reported[{i}].metric", path)
+        _check_choice(rep.metric, metrics, f"reported[{i}].metric", "metric", path)
         if rep.direction not in ("", "lower", "higher"):
             raise CardError(f"{path}: reported[{i}].direction: expected 'lower' or 'higher', got {rep.direction!r}")
         if rep.setting:
             _check_choice(rep.setting, setting_names, f"reported[{i}].setting", "setting", path)
+        if rep.dataset:
+            _check_choice(rep.dataset, card.dataset_names, f"reported[{i}].dataset", "dataset", path)
     for i, claim in enumerate(spec.claims):
         for j, scale in enumerate(claim.scales):
             _check_choice(scale, list(SCALES), f"claims[{i}].scales[{j}]", "scale", path)
         if claim.setting:
             _check_choice(claim.setting, setting_names, f"claims[{i}].setting", "setting", path)
+        if claim.dataset:
+            _check_choice(claim.dataset, card.dataset_names, f"claims[{i}].dataset", "dataset", path)
 
 
-def _check_dataset(name: str, family: types.ModuleType, key: str, path: Path) -> None:
-    _check_choice(name, list(family.DATASETS), key, "dataset", path)
-
-
-def _check_metric(name: str, family: types.ModuleType, key: str, path: Path) -> None:
-    _check_choice(name, list(family.METRICS), key, "metric", path)
+def _metric_names(card: Card, scaled: list[ScaledCard]) -> list[str]:
+    """Every metric the family has for this card, at any of its scales (metrics such as
+    `acc_<task>` exist only where a protocol names the task)."""
+    names = dict.fromkeys(card.family.metric_names())
+    for view in scaled:
+        names.update(dict.fromkeys(card.family.metric_names(view)))
+    return list(names)
 
 
 def _check_choice(value: str, allowed: list[str], key: str, what: str, path: Path) -> None:
     if value not in allowed:
-        close = difflib.get_close_matches(value, allowed, n=1)
+        close = difflib.get_close_matches(str(value), allowed, n=1)
         hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(allowed)}"
         raise CardError(f"{path}: {key}: unknown {what} {value!r} ({hint})")
 
 
-def _parse_claim_entry(entry: ClaimEntry, i: int, spec: CardSchema, family: types.ModuleType, path: Path) -> Claim:
+def _parse_claim_entry(entry: ClaimEntry, i: int, card: Card, scaled: list[ScaledCard], path: Path) -> Claim:
     try:
         claim = parse_claim(entry.text)
     except ValueError as err:
         raise CardError(f"{path}: claims[{i}].text: {err}") from None
-    methods = [m.name for m in spec.methods]
+    spec = card.spec
+    methods, metrics = [m.name for m in spec.methods], _metric_names(card, scaled)
     for method, pinned in claim.references:
         metric, setting = split_pinned(pinned)
         _check_choice(method, methods, f"claims[{i}].text", "method", path)
-        _check_metric(metric, family, f"claims[{i}].text", path)
+        _check_choice(metric, metrics, f"claims[{i}].text", "metric", path)
         if setting:
             _check_choice(setting, [s["name"] for s in spec.settings], f"claims[{i}].text", "setting", path)
         for scale in entry.scales:

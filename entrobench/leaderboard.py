@@ -32,7 +32,7 @@ def render(benchmark: str, cards: list[Card], scale: str, results: Path, out: Pa
         lines.append("No finished cells yet.")
     else:
         df = pd.DataFrame(rows)
-        direction = {c.spec.table.metric: c.family.METRICS[c.spec.table.metric].direction for c in cards}
+        direction = {c.spec.table.metric: c.metric(c.spec.table.metric).direction for c in cards}
         for (dataset, setting, metric), block in df.groupby(["dataset", "setting", "metric"], sort=False):
             seeds = block.drop_duplicates(["config", "seed"])
             board = seeds.groupby(["method", "config"]).agg(mean=("value", "mean"), ci95=("value", aggregate.ci95), seeds=("seed", "nunique")).reset_index()

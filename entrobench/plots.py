@@ -1,8 +1,7 @@
-"""A card's plots: each family draws its own (`entrobench/protocols/<family>/plots.py`,
-a `draw(card, scale, records, out_dir)` that returns the files it wrote), from the records only."""
+"""A card's plots: each family draws its own (`Family.draw(card, scale, records, out_dir)`,
+which returns the files it wrote), from the records only."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +22,5 @@ def save(fig, path: Path) -> Path:
 
 
 def render(card: Card, scale: str, results: Path, out_dir: Path) -> list[Path]:
-    family = importlib.import_module(f"entrobench.protocols.{card.spec.family}.plots")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return family.draw(card, scale, aggregate.load_records(card, scale, results), out_dir)
+    return card.family.draw(card, scale, aggregate.load_records(card, scale, results), out_dir)

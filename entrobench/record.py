@@ -19,6 +19,9 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+# A failed cell writes no record (the DAG must not count it as done): the last line of its log,
+# beside where the record would be, says why, and tables show that reason
+FAILED_PREFIX = "FAILED: "
 
 
 class Skip(Exception):
@@ -38,6 +41,15 @@ def write(path: str | Path, record: dict[str, Any]) -> Path:
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def failure(path: str | Path) -> str:
+    """Why the cell whose record would be at `path` failed, from its log; "" if it did not."""
+    log = Path(path).with_suffix(".log")
+    if not log.is_file():
+        return ""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(FAILED_PREFIX)]
+    return lines[-1].removeprefix(FAILED_PREFIX) if lines else ""
 
 
 def read(path: str | Path) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
     here = summary[(summary["dataset"] == dataset) & (summary["setting"] == setting)].set_index(["method", "metric"])
     cells = df[(df["dataset"] == dataset) & (df["setting"] == setting)]
     if table.layout == "metrics":  # column -> (metric key in the records, metric reported by the paper, paper column)
-        columns = {f"{m} ({card.family.METRICS[m].unit})": (m, m, "mean") for m in [table.metric, *table.extra_metrics]}
+        columns = {f"{m} ({card.metric(m).unit})": (m, m, "mean") for m in [table.metric, *table.extra_metrics]}
         extra_metrics = []
     else:
         domains = card.family.columns(card.scale(scale).protocol)
@@ -77,7 +77,7 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
                 row[col] = status if paper is None else f"{status} [paper {paper.value:g}]"
         text[label], numeric[label] = row, nrow
         extra[label] = {
-            f"{m} ({card.family.METRICS[m].unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]]) if (entry.name, m) in here.index else status
+            f"{m} ({card.metric(m).unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]]) if (entry.name, m) in here.index else status
             for m in extra_metrics
         }
     return Block(dataset, setting, pd.DataFrame.from_dict(text, orient="index"), pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(extra, orient="index"))
@@ -200,7 +200,7 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
     if scale == PAPER_SCALE and spec.reported:
         lines += ["", "## Paper numbers", "", "| method | metric | dataset | setting | column | value | source |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for rep in spec.reported:
-            lines.append(f"| {rep.method} | {rep.metric} ({rep.unit or card.family.METRICS[rep.metric].unit}) | {rep.dataset or '-'} | {rep.setting or 'all'} | {rep.column} | {rep.value:g} | {rep.source} |")
+            lines.append(f"| {rep.method} | {rep.metric} ({rep.unit or card.metric(rep.metric).unit}) | {rep.dataset or '-'} | {rep.setting or 'all'} | {rep.column} | {rep.value:g} | {rep.source} |")
     not_ok = aggregate.statuses(df)
     if len(not_ok):
         lines += ["", "## Cells that did not run", "", not_ok.to_markdown(index=False)]
@@ -217,11 +217,10 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
 
 def _pivot(card: Card, scaled, blocks: list[Block], dataset: str) -> pd.DataFrame:
     """The card's `table.pivot` metrics across settings: columns = setting x metric, from the blocks."""
-    metrics = card.family.METRICS
     columns = {}
     for block in (b for b in blocks if b.dataset == dataset):
         for metric in card.spec.table.pivot:
-            col = f"{metric} ({metrics[metric].unit})"
+            col = f"{metric} ({card.metric(metric).unit})"
             table = block.main if col in block.main.columns else block.extra
             if col in table.columns:
                 columns[f"{block.setting} · {metric}"] = table[col]
@@ -229,11 +228,12 @@ def _pivot(card: Card, scaled, blocks: list[Block], dataset: str) -> pd.DataFram
 
 
 def _cells_line(card: Card) -> str:
-    table, metrics = card.spec.table, card.family.METRICS
+    table = card.spec.table
     if table.layout == "metrics":
-        shown = "".join(f"\n- `{m}` ({metrics[m].unit}, {metrics[m].reading}): {metrics[m].description}" for m in [table.metric, *table.extra_metrics])
+        shown = "".join(f"\n- `{m}` ({card.metric(m).unit}, {card.metric(m).reading}): {card.metric(m).description}" for m in [table.metric, *table.extra_metrics])
         return f"Cells: mean ± 95% CI (Student t) over seeds. Columns:\n{shown}\n"
-    return f"Cells: {table.metric} ({metrics[table.metric].unit}, {metrics[table.metric].reading}), mean ± 95% CI (Student t) over seeds."
+    metric = card.metric(table.metric)
+    return f"Cells: {table.metric} ({metric.unit}, {metric.reading}), mean ± 95% CI (Student t) over seeds."
 
 
 def _describe_setting(setting) -> str:
@@ -241,11 +241,15 @@ def _describe_setting(setting) -> str:
 
 
 def _protocol_differences(card: Card, scale: str) -> list[str]:
-    """Where this scale's run differs from the paper's protocol (the card's full scale)."""
-    ours, paper = card.scale(scale), card.scale(PAPER_SCALE)
+    """Where this scale's run differs from the paper's protocol (the card's full scale, when it
+    has one: a card of the suite's own, with no paper setting, compares with nothing)."""
+    ours = card.scale(scale)
+    paper = card.scale(PAPER_SCALE) if PAPER_SCALE in card.spec.scales else None
     out = []
     if scale == PAPER_SCALE:
         out.append("Runs the paper's protocol as stated in the card's `full` scale.")
+    elif paper is None:
+        out.append("The card has no `full` scale (no paper setting to compare with).")
     else:
         if ours.datasets != paper.datasets:
             out.append(f"datasets: {', '.join(ours.datasets)} (paper: {', '.join(paper.datasets)})")

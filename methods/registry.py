@@ -1,5 +1,8 @@
 """Method registry: a method's name is its path, `<family>/<module>` -> methods/<family>/<module>.py.
 
+`methods/` may span several folders: plug-in folders named in $ENTROBENCH_PLUGINS add their own
+`methods/<family>/` (entrobench.family.activate_plugins extends this package's path).
+
 Each method module registers exactly one class with `@register("<family>/<module>")`.
 Lookups import the module on demand, so listing or validating a card never imports a
 family it does not use. Unknown names fail with the close matches, never a bare KeyError.
@@ -10,7 +13,8 @@ import difflib
 import importlib
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+import methods
+
 _NOT_METHODS = {"__init__", "base", "registry"}
 _REGISTRY: dict[str, type] = {}
 
@@ -32,22 +36,25 @@ def register(name: str):
     return wrap
 
 
+def _files() -> dict[str, Path]:
+    """Method name -> its file, over every folder of the `methods` package (no import needed)."""
+    files = {}
+    for root in map(Path, methods.__path__):
+        for path in sorted(root.glob("*/*.py")):
+            if path.stem not in _NOT_METHODS and not path.parent.name.startswith("_"):
+                files.setdefault(f"{path.parent.name}/{path.stem}", path)
+    return files
+
+
 def available(family: str | None = None) -> list[str]:
-    """All method names on disk (no import needed), optionally for one family."""
-    families = [family] if family else sorted(p.name for p in _PACKAGE_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
-    names = []
-    for fam in families:
-        for path in sorted((_PACKAGE_DIR / fam).glob("*.py")):
-            if path.stem not in _NOT_METHODS:
-                names.append(f"{fam}/{path.stem}")
-    return names
+    """All method names on disk, optionally for one family."""
+    return sorted(name for name in _files() if family is None or name.split("/", 1)[0] == family)
 
 
 def source_file(name: str) -> Path:
     """The file that implements `name`; the DAG lists it as an input of every cell using it."""
     _check_known(name)
-    family, module = name.split("/", 1)
-    return _PACKAGE_DIR / family / f"{module}.py"
+    return _files()[name]
 
 
 def get(name: str) -> type:

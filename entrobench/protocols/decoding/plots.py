@@ -27,7 +27,7 @@ def draw(card: Card, scale: str, records: list[dict], out_dir: Path) -> list[Pat
                 cis = np.array([here.loc[k, "ci95"] if k in here.index else np.nan for k in keys])
                 cis = np.nan_to_num(cis)
                 low, high = means - cis, means + cis
-                if card.family.METRICS[metric].unit == "fraction":  # a t interval over 2 seeds can leave [0, 1]
+                if card.metric(metric).unit == "fraction":  # a t interval over 2 seeds can leave [0, 1]
                     low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
                 ax.errorbar([s.temperature for s in settings], means, yerr=[means - low, high - means], marker="o", capsize=2, label=entry.label or entry.name)
             ax.set_xlabel("temperature")

@@ -8,16 +8,14 @@ scorer model), mean token entropy and the sampler's kept-set size, plus every sa
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from entrobench.family import CellRun
 from entrobench.models.packaged import resolve_model
-from entrobench.protocols.decoding.spec import Protocol, Setting
-from entrobench.protocols.decoding.task_data import write_tasks
+from entrobench.protocols.decoding.family import Protocol, Setting
+from entrobench.protocols.decoding.task_data import accuracy_metric, read_index
 
 # Seeds vary the sampler's draws only: every cell sees the same few-shot examples, so samplers are
 # compared on the same prompts and greedy's result cannot depend on the seed.
@@ -27,63 +25,61 @@ FEWSHOT_SEED = 1234
 # --- one cell ------------------------------------------------------------------------------------
 
 
-def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress) -> dict:
+def run_cell(run: CellRun) -> dict:
+    config = run.config
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
-    pretrained = resolve_model(protocol.model, inputs.get("model"), data_root)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from lm_eval import simple_evaluate
+    pretrained = resolve_model(protocol.model, run.inputs.get("model"), run.data_root)
     from lm_eval.tasks import TaskManager
 
-    from entrobench.protocols.decoding.lm import SamplerLM, lm_eval_version
+    from entrobench.lm.harness import evaluate, lm_eval_version
+    from entrobench.lm.sampler_lm import SamplerLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = SamplerLM(
         pretrained=pretrained, sampler=config["method"], sampler_params=config["params"], temperature=setting.temperature,
         seed=config["seed"], batch_size=protocol.batch_size, device=device, dtype=protocol.dtype,
     )
-    with tempfile.TemporaryDirectory(prefix="entrobench-tasks-") as scratch:
-        tasks, skipped = write_tasks(protocol, data_root, Path(scratch))
-        progress.update(0, len(tasks), f"lm-eval on {', '.join(tasks)} at T {setting.temperature}")
-        manager = TaskManager(include_path=scratch, include_defaults=any(not t.startswith("eb_") for t in tasks))
-        seed = config["seed"]
-        out = simple_evaluate(
-            model=lm, tasks=tasks, task_manager=manager, apply_chat_template=protocol.chat_template,
-            fewshot_as_multiturn=protocol.chat_template, log_samples=True,
-            bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=FEWSHOT_SEED,
-        )
-    metrics = task_metrics(out["results"], protocol)
+    index = read_index(run.inputs["tasks"]) if "tasks" in run.inputs else {"include": [], "runnable": [], "skipped": {}}
+    local = set(index["runnable"]) | set(index["skipped"])
+    tasks = [t for t in protocol.tasks if t in index["runnable"] or t not in local]  # lm-eval's own tasks are read from its hub
+    include = [str(run.inputs["tasks"] / d) for d in index["include"]]
+    run.progress.update(0, len(tasks), f"lm-eval on {', '.join(tasks)} at T {setting.temperature}")
+    manager = TaskManager(include_path=include or None, include_defaults=any(t not in local for t in tasks))
+    out = evaluate(lm, tasks, manager, seed=config["seed"], fewshot_seed=FEWSHOT_SEED, chat_template=protocol.chat_template)
+    metrics = task_metrics(out["results"], protocol, local)
     metrics.update(lm.token_stats())
     samples = _samples(out.get("samples", {}))
     open_ended = [s for s in samples if s["task"] == "eb_open_ended"]
     if open_ended:
         scorer = lm.model if not protocol.coherence_scorer else _load_scorer(protocol.coherence_scorer, device)
         metrics["coherence"] = coherence(scorer, lm.tokenizer, open_ended)
-    progress.done(" ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith(("acc_mean", "distinct_2", "token_entropy"))))
+    run.progress.done(" ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith(("acc_mean", "distinct_2", "token_entropy"))))
     return {
         "metrics": metrics,
         "curves": {},
         "samples": [{k: v for k, v in s.items() if k != "context"} for s in samples],
-        "skipped_tasks": skipped,
+        "skipped_tasks": index["skipped"],
         "lm_eval_version": lm_eval_version(),
         "device": device,
         "model": pretrained,
     }
 
 
-def task_metrics(results: dict, protocol: Protocol) -> dict[str, float]:
-    """lm-eval's results -> our metric names: acc_<task>, the diversity metrics, acc_mean."""
+def task_metrics(results: dict, protocol: Protocol, local: set[str]) -> dict[str, float]:
+    """lm-eval's results -> our metric names: acc_<task> and the diversity metrics of local tasks,
+    acc_mean over the protocol's accuracy tasks, acc_hub over lm-eval's own tasks."""
     metrics, hub = {}, []
     for task, values in results.items():
         numbers = {key.split(",")[0]: v for key, v in values.items() if isinstance(v, (int, float)) and not key.split(",")[0].endswith("_stderr")}
-        if task.startswith("eb_"):
+        if task in local:
             if "acc" in numbers:
-                metrics[f"acc_{task.removeprefix('eb_')}"] = float(numbers["acc"])
+                metrics[accuracy_metric(task)] = float(numbers["acc"])
             metrics.update({k: float(numbers[k]) for k in ("distinct_1", "distinct_2", "self_bleu") if k in numbers})
         else:  # a hub task: its first accuracy-like number
             first = next((numbers[k] for k in ("acc", "exact_match", "acc_norm") if k in numbers), None)
             if first is not None:
                 hub.append(float(first))
-    accuracies = [metrics.get(f"acc_{t.removeprefix('eb_')}") for t in protocol.accuracy_tasks if t.startswith("eb_")]
+    accuracies = [metrics.get(accuracy_metric(t)) for t in protocol.accuracy_tasks if t in local]
     if accuracies and None not in accuracies:
         metrics["acc_mean"] = float(np.mean(accuracies))
     if hub:

@@ -1,82 +1,188 @@
-"""The local lm-eval tasks' data, written for one cell: YAMLs from tasks/ with absolute data paths.
+"""Local lm-eval tasks as data: a task is `<name>.yaml` (an lm-eval task config) with its items
+file(s) beside it, in this family's tasks/ folder or in a card's `configs/_tasks/`. No code.
 
-lm-eval resolves relative `data_files` against the working directory, so the YAMLs in the repo
-say DATA_DIR and this fills it in, in a scratch folder with the data files beside them. Items are
-fixed by the protocol (its `items_seed`), never by the cell's seed: every sampler and seed sees
-the same questions.
+    # configs/_tasks/eb_antonyms.yaml
+    task: eb_antonyms
+    dataset_path: json
+    dataset_kwargs:
+      data_files: {test: antonyms.jsonl}        # beside the YAML; or DATA_ROOT/<path> under the data root
+    test_split: test
+    output_type: generate_until
+    doc_to_text: "The opposite of {{word}} is"
+    doc_to_target: "{{answers[0]}}"
+    process_results: !function utils.score_names   # a utils.py beside the YAML, if it uses one
+    metric_list: [{metric: acc, aggregation: mean, higher_is_better: true}]
+    metadata: {version: 1.0, description: "antonyms, zero-shot", select: first}
+
+A task scoring `acc` gets the metric `acc_<name>` (without "eb_"). The protocol's `n_items`
+takes that many items of the test split: the first ones (`metadata.select: first`), else drawn
+without replacement by the protocol's `items_seed` (never the cell's seed: every sampler and seed
+sees the same questions). The `tasks` build (build_tasks) writes the chosen items and the YAMLs
+with absolute data paths (lm-eval resolves relative ones against the working directory) once per
+protocol; every cell of the protocol reads that folder.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+from entrobench.family import BuildRun
+
+DATA_ROOT = "DATA_ROOT/"  # prefix of an items path under the data root
+INDEX = "tasks.json"  # in the build's folder: include paths, runnable and skipped tasks
 
 
-def write_tasks(protocol, data_root: Path | None, out: Path) -> tuple[list[str], dict[str, str]]:
-    """Write the protocol's local tasks under `out`. Returns (task names that can run, {task: why not})."""
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(TASKS_DIR / "utils.py", out / "utils.py")
-    runnable, skipped = [], {}
-    for task in protocol.tasks:
-        yaml_path = TASKS_DIR / f"{task}.yaml"
-        if not yaml_path.is_file():
-            runnable.append(task)  # one of lm-eval's own tasks (hub data)
+@dataclass(frozen=True)
+class LocalTask:
+    name: str
+    yaml: Path
+    config: dict  # the YAML as data (!function tags kept as their text)
+    data_files: dict[str, str]  # split -> path as written in the YAML
+
+    @property
+    def description(self) -> str:
+        return str((self.config.get("metadata") or {}).get("description", ""))
+
+    @property
+    def select(self) -> str:
+        return str((self.config.get("metadata") or {}).get("select", "random"))
+
+    @property
+    def scores_accuracy(self) -> bool:
+        return any(m.get("metric") == "acc" for m in self.config.get("metric_list") or [])
+
+    @property
+    def data_root_files(self) -> list[str]:
+        return [p.removeprefix(DATA_ROOT) for p in self.data_files.values() if p.startswith(DATA_ROOT)]
+
+    @property
+    def files(self) -> list[Path]:
+        """What the task is made of in the repo: its YAML, items beside it, the Python it calls."""
+        here = self.yaml.parent
+        items = [here / p for p in self.data_files.values() if not p.startswith(DATA_ROOT)]
+        return [self.yaml, *items, *sorted(here.glob("*.py"))]
+
+
+def accuracy_metric(task: str) -> str:
+    return f"acc_{task.removeprefix('eb_')}"
+
+
+class _TaskLoader(yaml.SafeLoader):
+    """lm-eval's YAML, read as data: `!function utils.f` stays the text "utils.f"."""
+
+
+_TaskLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def find_tasks(names: list[str], dirs: list[Path]) -> dict[str, LocalTask]:
+    """The local tasks among `names` (the first folder holding `<name>.yaml` wins); others are lm-eval's."""
+    found = {}
+    for name in names:
+        path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+        if path is None:
             continue
-        n = protocol.n_items.get(task)
         try:
-            rows = _ITEMS[task](n, protocol.items_seed, data_root)
+            config = yaml.load(path.read_text(), Loader=_TaskLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(config, dict) or config.get("task") != name:
+            raise ValueError(f"{path}: expected a task config with `task: {name}` (the file's name)")
+        files = ((config.get("dataset_kwargs") or {}).get("data_files")) or {}
+        if not isinstance(files, dict) or not files:
+            raise ValueError(f"{path}: dataset_kwargs.data_files: expected a mapping split -> items file")
+        found[name] = LocalTask(name, path, config, {str(k): str(v) for k, v in files.items()})
+    return found
+
+
+def check_tasks(names: list[str], dirs: list[Path]) -> None:
+    """Raise ValueError (one line) for a task that is neither local nor one of lm-eval's."""
+    from entrobench.lm.harness import hub_task_names
+
+    local = find_tasks(names, dirs)
+    for name in names:
+        if name not in local and name not in hub_task_names():
+            known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+            close = difflib.get_close_matches(name, known + sorted(hub_task_names()), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"local tasks: {', '.join(known)}"
+            raise ValueError(f"protocol.tasks: unknown task {name!r} ({hint}; a task of your own is {name}.yaml "
+                             f"with its items in {dirs[0]})")
+    for task in local.values():
+        missing = [p for p in task.data_files.values() if not p.startswith(DATA_ROOT) and not (task.yaml.parent / p).is_file()]
+        if missing:
+            raise ValueError(f"{task.yaml}: dataset_kwargs.data_files: no file {task.yaml.parent / missing[0]}")
+
+
+def build_config(protocol, tasks: dict[str, LocalTask]) -> dict:
+    """What the tasks build depends on: the local tasks' files and how many items of each."""
+    return {"tasks": {name: str(task.yaml) for name, task in tasks.items()}, "n_items": protocol.n_items,
+            "max_gen_toks": protocol.max_gen_toks, "items_seed": protocol.items_seed}
+
+
+def build_tasks(run: BuildRun) -> dict:
+    """Write each local task's YAML and chosen items under `run.out`, one folder per source folder
+    (a folder's utils.py serves its own YAMLs). A task whose items live under a data root that
+    lacks them is left out, with the reason: cells run the others and the record says why."""
+    config, out = run.config, run.out
+    folders, runnable, skipped = {}, [], {}
+    for name, yaml_path in config["tasks"].items():
+        yaml_path = Path(yaml_path)
+        task = find_tasks([name], [yaml_path.parent])[name]
+        try:
+            rows = {split: _read_items(path, yaml_path.parent, run.data_root) for split, path in task.data_files.items()}
         except FileNotFoundError as err:
-            skipped[task] = str(err)
+            skipped[name] = str(err)
             continue
-        _write_jsonl(out / f"{task.removeprefix('eb_')}.jsonl", rows)
-        if task in _EXAMPLES:
-            _write_jsonl(out / f"{task.removeprefix('eb_')}_example.jsonl", _EXAMPLES[task])
-        text = yaml_path.read_text().replace("DATA_DIR", str(out.resolve()))
-        if task in protocol.max_gen_toks:
-            text = re.sub(r"max_gen_toks: \d+", f"max_gen_toks: {protocol.max_gen_toks[task]}", text)
-        (out / yaml_path.name).write_text(text)
-        runnable.append(task)
-    return runnable, skipped
+        folder = folders.setdefault(yaml_path.parent, out / f"dir{len(folders)}")
+        if not folder.exists():
+            folder.mkdir()
+            for py in yaml_path.parent.glob("*.py"):
+                shutil.copy(py, folder / py.name)
+        text = yaml_path.read_text()
+        test_split = str(task.config.get("test_split", "test"))
+        for split, path in task.data_files.items():
+            chosen = rows[split]
+            if split == test_split:
+                chosen = _choose(chosen, config["n_items"].get(name), task.select, config["items_seed"])
+            target = folder / f"{name}.{split}.jsonl"
+            target.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+            entry = re.compile(rf"(?<![\w.-])({re.escape(split)}:\s*)[\"']?{re.escape(path)}[\"']?(?=\s*[,}}\n]|\s*$)")
+            text, found = entry.subn(lambda m: m.group(1) + json.dumps(str(target.resolve())), text, count=1)
+            if not found:
+                raise ValueError(f"{yaml_path}: could not find `{split}: {path}` to point it at the written items")
+        if name in config["max_gen_toks"]:
+            text = re.sub(r"max_gen_toks: \d+", f"max_gen_toks: {config['max_gen_toks'][name]}", text)
+        (folder / yaml_path.name).write_text(text)
+        runnable.append(name)
+    index = {"include": sorted(p.name for p in folders.values()), "runnable": runnable, "skipped": skipped}
+    (out / INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    return index
 
 
-def capitals(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
-    return _read_jsonl(TASKS_DIR / "capitals.jsonl")[:n]
+def read_index(folder: Path) -> dict:
+    return json.loads((folder / INDEX).read_text())
 
 
-def add2(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
-    """Two-digit addends (10..99), pairs drawn without replacement."""
-    example = (_EXAMPLES["eb_add2"][0]["a"], _EXAMPLES["eb_add2"][0]["b"])
-    pairs = [(a, b) for a in range(10, 100) for b in range(10, 100) if (a, b) != example]
-    picks = np.random.default_rng(seed).choice(len(pairs), size=min(n or len(pairs), len(pairs)), replace=False)
-    return [{"a": pairs[i][0], "b": pairs[i][1], "target": pairs[i][0] + pairs[i][1]} for i in picks]
+def _read_items(path: str, here: Path, data_root: Path | None) -> list[dict]:
+    if path.startswith(DATA_ROOT):
+        file = Path(data_root or "") / path.removeprefix(DATA_ROOT)
+        if data_root is None or not file.is_file():
+            raise FileNotFoundError(f"items not found at {file} (see README: Data)")
+    else:
+        file = here / path
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
 
 
-def gsm8k(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
-    path = Path(data_root or "") / "gsm8k" / "test.jsonl"
-    if data_root is None or not path.is_file():
-        raise FileNotFoundError(f"GSM8K test set not found at {path} (see README: Data)")
-    rows = _read_jsonl(path)
-    order = np.random.default_rng(seed).permutation(len(rows))[: n or len(rows)]
-    return [{"question": rows[i]["question"], "target": rows[i]["answer"].split("####")[-1].strip().replace(",", "")} for i in order]
-
-
-def open_ended(n: int | None, seed: int, data_root: Path | None) -> list[dict]:
-    return _read_jsonl(TASKS_DIR / "open_ended.jsonl")[:n]
-
-
-# the worked example shown before every item (add2 never draws its pair)
-_EXAMPLES = {"eb_add2": [{"a": 34, "b": 51, "target": 85}]}
-_ITEMS = {"eb_capitals": capitals, "eb_add2": add2, "eb_gsm8k": gsm8k, "eb_open_ended": open_ended}
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+def _choose(rows: list[dict], n: int | None, select: str, seed: int) -> list[dict]:
+    if n is None or n >= len(rows):
+        return rows
+    if select == "first":
+        return rows[:n]
+    picks = np.random.default_rng(seed).choice(len(rows), size=n, replace=False)
+    return [rows[i] for i in picks]

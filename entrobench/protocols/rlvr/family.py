@@ -1,15 +1,16 @@
 """RLVR (reinforcement learning with verifiable rewards): what an RLVR card may say, its
 datasets and metrics, and the cached supervised warm-up every cell starts from.
 
-Imports nothing heavy: the Snakefile reads this to build the DAG; `run.py` does the work.
+Imports nothing heavy: the DAG reads this to plan; `run.py` does the work.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from entrobench.hashing import content_hash
+from entrobench.family import Build, CellRun, Family
 from entrobench.metrics import Metric
-from entrobench.models.packaged import PACKAGED_MODELS, model_path
+from entrobench.models.packaged import PACKAGED_MODELS, model_build
 from entrobench.protocols import Dataset
 
 SCRATCH = "gpt2_scratch"  # a small decoder built from a transformers config and trained here
@@ -99,26 +100,21 @@ METRICS = {
     "maj_at_8": Metric("fraction", "higher", "most frequent of 8 sampled answers is correct"),
     "entropy_start": Metric("nats/token", "higher", "policy entropy over the first rollout batch's response tokens"),
     "entropy_final": Metric("nats/token", "higher", "policy entropy, mean of the last `smooth` steps"),
-    "entropy_ratio": Metric("ratio", "higher", "entropy_final / entropy_start"),
-    "steps_to_10pct": Metric("steps", "higher", "first step where smoothed entropy < 10% of its start (—: not within the run)"),
+    "entropy_ratio": Metric("ratio", "higher", "entropy_final / entropy_start", may_be_undefined=True),
+    "steps_to_10pct": Metric("steps", "higher", "first step where smoothed entropy < 10% of its start (—: not within the run)", may_be_undefined=True),
     "reward_start": Metric("fraction", "higher", "rollout reward of the first step"),
     "reward_final": Metric("fraction", "higher", "rollout reward, mean of the last `smooth` steps"),
-    "law_a": Metric("reward", "", "fitted a of R = -a exp(H) + b (smoothed per-step values)"),
-    "law_b": Metric("reward", "", "fitted b of R = -a exp(H) + b"),
-    "law_r2": Metric("R^2", "higher", "R^2 of the law on smoothed per-step (H, R)"),
-    "law_r2_raw": Metric("R^2", "higher", "R^2 of the law on unsmoothed per-step (H, R)"),
-    "law_ceiling": Metric("reward", "higher", "predicted reward at H = 0: -a + b"),
+    "law_a": Metric("reward", "", "fitted a of R = -a exp(H) + b (smoothed per-step values)", may_be_undefined=True),
+    "law_b": Metric("reward", "", "fitted b of R = -a exp(H) + b", may_be_undefined=True),
+    "law_r2": Metric("R^2", "higher", "R^2 of the law on smoothed per-step (H, R)", may_be_undefined=True),
+    "law_r2_raw": Metric("R^2", "higher", "R^2 of the law on unsmoothed per-step (H, R)", may_be_undefined=True),
+    "law_ceiling": Metric("reward", "higher", "predicted reward at H = 0: -a + b", may_be_undefined=True),
     "selected_frac": Metric("fraction", "", "mean share of response tokens detached (Clip-Cov) or penalized (KL-Cov)"),
     "clip_frac": Metric("fraction", "lower", "mean share of response tokens silenced by the PPO clip"),
     "kl_ref_final": Metric("nats/token", "lower", "k3 KL to the warm-up policy, mean of the last `smooth` steps"),
     "train_s": Metric("s", "lower", "wall time of the GRPO steps (rollout + update), evaluation excluded"),
     "eval_s": Metric("s", "lower", "wall time of the final held-out evaluation through lm-eval"),
 }
-
-
-def columns(protocol: Protocol) -> list[str]:
-    """RLVR cells have no per-domain columns (cards use the `metrics` table layout)."""
-    return []
 
 
 def warmup_config(protocol: Protocol, dataset: str) -> dict:
@@ -138,18 +134,46 @@ def warmup_config(protocol: Protocol, dataset: str) -> dict:
     }
 
 
-CACHE = "results/_cache/rlvr"
+_HERE = Path(__file__).resolve().parent
+# what the warm-up runs: its training, and the evaluation of the checkpoint (its accuracy_start, pass_at_1_start)
+WARMUP_CODE = ("run.py", "warmup.py", "model.py", "task.py", "evaluate.py", "hf_folder.py",
+               "tasks/eb_rlvr_addition.yaml", "tasks/eb_rlvr_addition_greedy.yaml", "tasks/utils.py")
 
 
-def warmup_path(protocol: Protocol, dataset: str) -> str:
-    return f"{CACHE}/warmup/{dataset}-{content_hash(warmup_config(protocol, dataset))}.pt"
+def model_builds(protocol: Protocol) -> dict[str, Build]:
+    """A packaged model's converted folder, else nothing (scratch models and data-root folders)."""
+    return {"model": model_build(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
 
 
-def model_inputs(protocol: Protocol) -> dict[str, str]:
-    """A packaged model's converted folder (built by workflows/rules/models.smk), else nothing."""
-    return {"model": model_path(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
+class RLVR(Family):
+    name = "rlvr"
+    Protocol = Protocol
+    Setting = Setting
+    datasets = DATASETS
+    metrics = METRICS
+
+    def cell_builds(self, scaled, dataset: str, setting: Setting, seed: int) -> dict[str, Build]:
+        """The warm-up checkpoint every GRPO cell starts from (shared by methods, seeds and cards
+        that agree on its config), and a packaged policy's converted folder."""
+        protocol = scaled.protocol
+        models = model_builds(protocol)
+        warmup = Build("rlvr", "warmup", dataset, "entrobench.protocols.rlvr.run:train_warmup", warmup_config(protocol, dataset),
+                       inputs=models, sources=tuple(str(_HERE / f) for f in WARMUP_CODE), heavy=True)
+        return {"warmup": warmup, **models}
+
+    def cell_sources(self, scaled, dataset: str, setting: Setting) -> list[Path]:
+        return [_HERE / f for f in ("run.py", "trainer.py", "model.py", "task.py", "evaluate.py", "hf_folder.py", "law.py", "tasks/utils.py",
+                                    "tasks/eb_rlvr_addition.yaml", "tasks/eb_rlvr_addition_greedy.yaml")]
+
+    def run_cell(self, run: CellRun) -> dict:
+        from entrobench.protocols.rlvr.run import run_cell
+
+        return run_cell(run)
+
+    def draw(self, card, scale, records, out_dir):
+        from entrobench.protocols.rlvr.plots import draw
+
+        return draw(card, scale, records, out_dir)
 
 
-def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
-    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/rlvr.smk and models.smk."""
-    return {"warmup": warmup_path(protocol, dataset), **model_inputs(protocol)}
+FAMILY = RLVR()

@@ -18,14 +18,14 @@ import torch
 
 from entrobench import checkpoint
 from entrobench.checkpoint import Checkpoint
-from entrobench.progress import Progress
+from entrobench.family import BuildRun, CellRun
+from entrobench.models.packaged import resolve_model
 from entrobench.protocols.rlvr import model as model_module
 from entrobench.protocols.rlvr import trainer as trainer_module
 from entrobench.protocols.rlvr.evaluate import eval_backend, evaluate_policy
+from entrobench.protocols.rlvr.family import SCRATCH, Protocol, Setting, warmup_config
 from entrobench.protocols.rlvr.law import fit_law, moving_average
-from entrobench.models.packaged import PACKAGED_MODELS, model_path, resolve_model
 from entrobench.protocols.rlvr.model import build_policy, load_pretrained
-from entrobench.protocols.rlvr.spec import SCRATCH, Protocol, Setting, warmup_config
 from entrobench.protocols.rlvr.task import Addition, ChatAddition
 from entrobench.protocols.rlvr.trainer import GRPOTrainer
 from entrobench.protocols.rlvr.warmup import warmup
@@ -33,6 +33,7 @@ from entrobench.record import Skip
 
 EVAL_SEED_OFFSET = 7919  # the evaluation's sampling seed is the cell's seed plus this
 CHECKPOINT_EVERY = 50  # GRPO steps between saves (a save is one torch.save of a ~100k-parameter state; SIGTERM saves at once)
+WARMUP_FILE = "warmup.pt"  # in the warm-up build's folder
 
 
 def _unavailable(config: dict) -> str | None:
@@ -45,75 +46,67 @@ def _unavailable(config: dict) -> str | None:
             "yet (runnable here: 'addition' with the from-scratch decoder, 'addition_chat' with a pretrained chat model)")
 
 
-def _model_folder(model: str, data_root: Path | None) -> str:
-    """A packaged model's converted folder (a Skip with the reason where it could not be built),
-    a folder under the data root, or a hub id."""
-    return resolve_model(model, Path(model_path(model)) if model in PACKAGED_MODELS else None, data_root)
+def _model_folder(model: str, inputs: dict[str, Path], data_root: Path | None) -> str:
+    """A packaged model's converted folder (the "model" input), a folder under the data root, or a hub id."""
+    return resolve_model(model, inputs.get("model"), data_root)
 
 
-def _task(config: dict, data_root: Path | None = None):
+def _task(config: dict, inputs: dict[str, Path], data_root: Path | None = None):
     if config["model"] == SCRATCH:
         return Addition(config["digits"], config["held_out"])
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(_model_folder(config["model"], data_root))
+    tokenizer = AutoTokenizer.from_pretrained(_model_folder(config["model"], inputs, data_root))
     return ChatAddition(tokenizer, config["digits"], config["held_out"], config["max_new_tokens"])
 
 
-def _policy(config: dict, task, data_root: Path | None = None) -> torch.nn.Module:
+def _policy(config: dict, task, inputs: dict[str, Path], data_root: Path | None = None) -> torch.nn.Module:
     if config["model"] == SCRATCH:
         return build_policy(config["n_layer"], config["d_model"], config["n_head"], task.prompt_len + task.answer_len, seed=0)
-    return load_pretrained(_model_folder(config["model"], data_root))
+    return load_pretrained(_model_folder(config["model"], inputs, data_root))
 
 
 # ---------------------------------------------------------------- warm-up (cached by the DAG)
 
 
-def train_warmup(config: dict, out: Path, progress: Progress, data_root: Path | None = None) -> dict:
+def train_warmup(run: BuildRun) -> dict:
     """The supervised warm-up of the from-scratch decoder, or for a pretrained model the model as
     it is; either way evaluated on the held-out prompts (every cell's start metrics)."""
+    config, progress = run.config, run.progress
     reason = _unavailable(config)
-    try:
-        task = None if reason else _task(config, data_root)
-    except Skip as skip:
-        reason = str(skip)
     if reason:
-        meta = {"status": "skipped", "reason": reason}
+        raise Skip(reason)
+    task = _task(config, run.inputs, run.data_root)
+    torch.manual_seed(0)
+    policy = _policy(config, task, run.inputs, run.data_root)
+    if config["model"] == SCRATCH:
+        meta = warmup(policy, task, config, progress)
+        meta["state_dict"] = policy.state_dict()
     else:
-        torch.manual_seed(0)
-        policy = _policy(config, task, data_root)
-        if config["model"] == SCRATCH:
-            meta = {"status": "ok", **warmup(policy, task, config, progress)}
-            meta["state_dict"] = policy.state_dict()
-        else:
-            meta = {"status": "ok", "steps": 0, "pass1": math.nan, "note": "pretrained: no supervised warm-up, RL starts from the model's folder"}
-        progress.update(meta["steps"], meta["steps"], f"lm-eval on {len(task.eval_pairs)} held-out prompts x {config['eval_samples']} samples")
-        # at T 1 whatever the card's rollout temperature: the checkpoint is shared by cards
-        meta["eval"], _ = evaluate_policy(policy, task, config["eval_samples"], 1.0, EVAL_SEED_OFFSET, config["eval_batch_size"])
-        meta["eval_backend"] = eval_backend()
-        meta["n_params"] = sum(p.numel() for p in policy.parameters())
-        progress.done(f"{meta['steps']} steps, sampled pass@1 {meta['pass1']:.3f}, held-out {meta['eval']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(meta, tmp)
-    tmp.replace(out)
+        meta = {"steps": 0, "pass1": math.nan, "note": "pretrained: no supervised warm-up, RL starts from the model's folder"}
+    progress.update(meta["steps"], meta["steps"], f"lm-eval on {len(task.eval_pairs)} held-out prompts x {config['eval_samples']} samples")
+    # at T 1 whatever the card's rollout temperature: the checkpoint is shared by cards
+    meta["eval"], _ = evaluate_policy(policy, task, config["eval_samples"], 1.0, EVAL_SEED_OFFSET, config["eval_batch_size"])
+    meta["eval_backend"] = eval_backend()
+    meta["n_params"] = sum(p.numel() for p in policy.parameters())
+    progress.done(f"{meta['steps']} steps, sampled pass@1 {meta['pass1']:.3f}, held-out {meta['eval']}")
+    torch.save(meta, run.out / WARMUP_FILE)
     return {k: v for k, v in meta.items() if k not in ("state_dict", "history")}
 
 
 # ---------------------------------------------------------------- one cell
 
 
-def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress, checkpoint_path: Path | None = None) -> dict:
-    """One GRPO run from the warm-up checkpoint. With `checkpoint_path`, the trainer's whole state
-    (policy, optimizer, lr schedule, generators, curves) is saved every CHECKPOINT_EVERY steps and
-    on SIGTERM, and a rerun continues from it bit for bit."""
+def run_cell(run: CellRun) -> dict:
+    """One GRPO run from the warm-up checkpoint. With `run.checkpoint_path`, the trainer's whole
+    state (policy, optimizer, lr schedule, generators, curves) is saved every CHECKPOINT_EVERY
+    steps and on SIGTERM, and a rerun continues from it bit for bit."""
+    config, inputs, data_root, method_cls, progress = run.config, run.inputs, run.data_root, run.method_cls, run.progress
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
     reason = _unavailable({"model": protocol.model, "dataset": config["dataset"]})
     if reason:
         raise Skip(reason)
-    start = torch.load(inputs["warmup"], map_location="cpu", weights_only=False)
-    if start["status"] != "ok":
-        raise Skip(start["reason"])
+    start = torch.load(inputs["warmup"] / WARMUP_FILE, map_location="cpu", weights_only=True)
     warnings = [w for w in [method_cls.schedule_warning(protocol.ppo_epochs, protocol.minibatches)] if w]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -121,8 +114,8 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     seed = config["seed"]
     torch.manual_seed(seed)
     wcfg = warmup_config(protocol, config["dataset"])
-    task = _task(wcfg, data_root)
-    policy, reference = _policy(wcfg, task, data_root), _policy(wcfg, task, data_root)
+    task = _task(wcfg, inputs, data_root)
+    policy, reference = _policy(wcfg, task, inputs, data_root), _policy(wcfg, task, inputs, data_root)
     if "state_dict" in start:  # the from-scratch decoder's warm-up; a pretrained policy starts as loaded
         policy.load_state_dict(start["state_dict"])
         reference.load_state_dict(start["state_dict"])
@@ -131,7 +124,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
 
     t0 = time.perf_counter()
     code = [__file__, trainer_module.__file__, model_module.__file__, *checkpoint.method_code(method_cls)]
-    with Checkpoint(checkpoint_path, CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
+    with Checkpoint(run.checkpoint_path, CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
         saved = ckpt.load()
         if saved is not None:
             trainer.load_state_dict(saved)

@@ -1,13 +1,15 @@
-"""Test-time adaptation: what a TTA card may say (schema), its datasets and metrics.
+"""Test-time adaptation: what a TTA card may say (schema), its datasets and metrics, the cached
+inputs of a cell (clean data, corrupted streams, the source model) and where the work is done.
 
-Imports nothing heavy: the Snakefile reads this to build the DAG; `run.py` does the work.
+Imports nothing heavy: the DAG reads this to plan; `run.py` does the work.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from entrobench.data.corruption_types import CORRUPTIONS, TABLES
-from entrobench.hashing import content_hash
+from entrobench.family import Build, CellRun, Family
 from entrobench.metrics import Metric
 
 
@@ -37,6 +39,14 @@ class Protocol:
             raise ValueError(f"corruption_table must be one of {', '.join(TABLES)}, got {self.corruption_table!r}")
         if not 1 <= self.severity <= 5:
             raise ValueError(f"severity must be 1..5, got {self.severity}")
+        for name in ("n_train", "n_test", "train_epochs", "train_batch_size", "curve_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.fisher_samples < 0 or not self.train_peak_lr > 0:
+            raise ValueError(f"fisher_samples must be >= 0 and train_peak_lr > 0, got {self.fisher_samples} and {self.train_peak_lr}")
+        if self.source_weights != "train" and (Path(self.source_weights).is_absolute() or ".." in Path(self.source_weights).parts):
+            raise ValueError(f"source_weights must be 'train' or a path under the data root (no absolute path, no '..'), got {self.source_weights!r}")
 
 
 @dataclass(frozen=True)
@@ -51,21 +61,65 @@ class Setting:
     def __post_init__(self):
         if self.norm not in ("bn", "gn"):
             raise ValueError(f"norm must be 'bn' or 'gn', got {self.norm!r}")
+        if self.batch_size < 1 or (self.max_samples is not None and self.max_samples < 1):
+            raise ValueError(f"batch_size and max_samples must be >= 1, got {self.batch_size} and {self.max_samples}")
+        if self.label_order not in ("shuffled", "sorted"):
+            raise ValueError(f"label_order must be 'shuffled' or 'sorted', got {self.label_order!r}")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    clean: str  # entrobench.data.sources.load_clean name: the source model's (or the Fisher's) clean images
-    needs_data_root: bool
-    description: str
-    corrupted_on_disk: str = ""  # load_corrupted name for benchmarks released already corrupted
+    """An image-classification dataset. Built in (`loader`: a clean set of entrobench.data.sources)
+    or declared as data in configs/_datasets/<name>.yaml (`format` and the arrays or folders):
+    images are corrupted here with the protocol's corruptions, unless `corrupted_on_disk` names a
+    benchmark released already corrupted."""
 
+    description: str = ""
+    loader: str = ""  # built-in: entrobench.data.sources.load_clean name
+    corrupted_on_disk: str = ""  # load_corrupted name for benchmarks released already corrupted
+    # declared datasets (entrobench.data.declared reads them): "npz", "npy", "h5", "idx" or "image_folder"
+    format: str = ""
+    root: str = ""  # folder the paths below are relative to; "": the data root; relative: to the data root
+    path: str = ""  # npz, h5: the file holding the arrays
+    images: str = ""  # npz/h5: array name; npy/idx: file; image_folder: folder of <class>/<image> files
+    labels: str = ""  # npz/h5: array name; npy/idx: file; image_folder: unused (class = sorted folder position)
+    test_images: str = ""  # the dataset's own test split, as `images`; empty: a random split of `images`
+    test_labels: str = ""
+    test_fraction: float = 0.4  # the random split's test share (MNIST's 4000 of 10000)
+    split_seed: int = 0
+    n_classes: int = 0  # 0: read from the labels (max + 1)
+    channels: int = 0  # 1 or 3; 0: as stored (image folders: 3)
+    image_size: int = 0  # square side the images must have (0: as stored); a mismatch is an error
+    layout: str = "nhwc"  # arrays: "nhwc" or "nchw" ("nhw" grayscale is read as one channel)
+    pixel_max: float = 255.0  # value of a white pixel as stored: images are divided by it into [0, 1]
+
+    def __post_init__(self):
+        if bool(self.loader) == bool(self.format):
+            raise ValueError("a dataset has a built-in `loader` or a `format`, one of them")
+        if self.format and self.format not in DECLARED_FORMATS:
+            raise ValueError(f"format: expected one of {', '.join(DECLARED_FORMATS)}, got {self.format!r}")
+        if self.layout not in ("nhwc", "nchw"):
+            raise ValueError(f"layout: expected 'nhwc' or 'nchw', got {self.layout!r}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction: expected a share in (0, 1), got {self.test_fraction}")
+        if self.channels not in (0, 1, 3) or self.n_classes < 0 or self.image_size < 0 or not self.pixel_max > 0:
+            raise ValueError("channels must be 0, 1 or 3; n_classes and image_size >= 0; pixel_max > 0")
+        if self.format and not self.images:
+            raise ValueError("images: a declared dataset names its images (array, file or folder)")
+
+    @property
+    def needs_data_root(self) -> bool:
+        return self.loader not in NO_DATA_ROOT and not (self.root and Path(self.root).is_absolute())
+
+
+DECLARED_FORMATS = ("npz", "npy", "h5", "idx", "image_folder")
+NO_DATA_ROOT = ("digits",)  # scikit-learn ships it
 
 DATASETS = {
-    "digits_c": Dataset("digits", False, "scikit-learn digits, 8x8 upsampled to 32x32, corrupted here"),
-    "mnist_c": Dataset("mnist", True, "MNIST test set split 6000/4000, 28x28, corrupted here"),
-    "cifar10_c": Dataset("cifar10", True, "CIFAR-10-C (Hendrycks & Dietterich 2019), 32x32 RGB", corrupted_on_disk="cifar10_c"),
-    "imagenet_c": Dataset("imagenet_val", True, "ImageNet-C (Hendrycks & Dietterich 2019), 224x224 RGB", corrupted_on_disk="imagenet_c"),
+    "digits_c": Dataset("scikit-learn digits, 8x8 upsampled to 32x32, corrupted here", loader="digits"),
+    "mnist_c": Dataset("MNIST test set split 6000/4000, 28x28, corrupted here", loader="mnist"),
+    "cifar10_c": Dataset("CIFAR-10-C (Hendrycks & Dietterich 2019), 32x32 RGB", loader="cifar10", corrupted_on_disk="cifar10_c"),
+    "imagenet_c": Dataset("ImageNet-C (Hendrycks & Dietterich 2019), 224x224 RGB", loader="imagenet_val", corrupted_on_disk="imagenet_c"),
 }
 
 METRICS = {
@@ -79,23 +133,21 @@ METRICS = {
 }
 
 
-def columns(protocol: Protocol) -> list[str]:
-    """The per-domain columns of the table: one per corruption."""
-    return list(protocol.corruptions)
-
-
-def data_config(protocol: Protocol, dataset: str) -> dict:
+def data_config(protocol: Protocol, dataset_name: str, dataset: Dataset) -> dict:
     """What the prepared (clean) data depends on. Benchmarks released corrupted need clean images
     only for EATA's Fisher information, so only that many."""
-    if DATASETS[dataset].corrupted_on_disk:
-        return {"dataset": dataset, "n_train": protocol.fisher_samples, "n_test": 0}
-    return {"dataset": dataset, "n_train": protocol.n_train, "n_test": protocol.n_test}
+    config = {"dataset": dataset_name, "n_train": protocol.n_train, "n_test": protocol.n_test}
+    if dataset.corrupted_on_disk:
+        config.update(n_train=protocol.fisher_samples, n_test=0)
+    if dataset.format:  # declared in YAML: its declaration is what the data is made of
+        config["declared"] = asdict(dataset)
+    return config
 
 
-def source_config(protocol: Protocol, dataset: str, norm: str) -> dict:
+def source_config(protocol: Protocol, data: dict, norm: str) -> dict:
     """What the source model depends on: shared by every method, seed and card that agree on it."""
     return {
-        **data_config(protocol, dataset),
+        **data,
         "architecture": protocol.architecture,
         "norm": norm,
         "source_weights": protocol.source_weights,
@@ -105,38 +157,76 @@ def source_config(protocol: Protocol, dataset: str, norm: str) -> dict:
     }
 
 
-CACHE = "results/_cache/tta"
-
-
-def data_path(protocol: Protocol, dataset: str) -> str:
-    return f"{CACHE}/data/{dataset}-{content_hash(data_config(protocol, dataset))}.npz"
-
-
-def source_path(protocol: Protocol, dataset: str, norm: str) -> str:
-    config = source_config(protocol, dataset, norm)
-    return f"{CACHE}/source/{dataset}-{protocol.architecture}-{norm}-{content_hash(config)}.pt"
-
-
-def stream_config(protocol: Protocol, dataset: str, seed: int) -> dict:
+def stream_config(protocol: Protocol, data: dict, seed: int) -> dict:
     """What a seed's corrupted test images depend on: every method of every card shares them."""
-    return {
-        **data_config(protocol, dataset),
-        "corruptions": protocol.corruptions,
-        "severity": protocol.severity,
-        "corruption_table": protocol.corruption_table,
-        "seed": seed,
-    }
+    return {**data, "corruptions": protocol.corruptions, "severity": protocol.severity, "corruption_table": protocol.corruption_table, "seed": seed}
 
 
-def stream_path(protocol: Protocol, dataset: str, seed: int) -> str:
-    return f"{CACHE}/streams/{dataset}-{content_hash(stream_config(protocol, dataset, seed))}.npz"
+_HERE = Path(__file__).resolve().parent
+_RUN = "entrobench.protocols.tta.run"
 
 
-def cell_inputs(protocol: Protocol, setting: Setting, dataset: str, seed: int) -> dict[str, str]:
-    """The cached files a cell reads; the DAG builds them with the rules in workflows/rules/tta.smk.
-    Benchmarks released corrupted are read by the cell itself; the others are corrupted once per
-    seed, by their own job."""
-    inputs = {"data": data_path(protocol, dataset), "source": source_path(protocol, dataset, setting.norm)}
-    if not DATASETS[dataset].corrupted_on_disk:
-        inputs["stream"] = stream_path(protocol, dataset, seed)
-    return inputs
+class TTA(Family):
+    name = "tta"
+    Protocol = Protocol
+    Setting = Setting
+    Dataset = Dataset
+    datasets = DATASETS
+    metrics = METRICS
+
+    def columns(self, protocol: Protocol) -> list[str]:
+        """The per-domain columns of the table: one per corruption."""
+        return list(protocol.corruptions)
+
+    def cell_builds(self, scaled, dataset: str, setting: Setting, seed: int) -> dict[str, Build]:
+        """The clean data, the source model for the setting's norm and, for sets corrupted here,
+        the seed's corrupted stream. Benchmarks released corrupted are read by the cell itself."""
+        protocol, spec = scaled.protocol, scaled.card.dataset(dataset)
+        data_cfg = data_config(protocol, dataset, spec)
+        files = _data_files(spec, data_cfg)
+        data = Build("tta", "data", dataset, f"{_RUN}:prepare_data", data_cfg, data_files=files,
+                     sources=(str(_HERE.parent.parent / "data" / "sources.py"), str(_HERE.parent.parent / "data" / "declared.py")))
+        source = Build("tta", "source", f"{dataset}-{protocol.architecture}-{setting.norm}", f"{_RUN}:train_source",
+                       source_config(protocol, data_cfg, setting.norm), inputs={"data": data}, sources=(str(_HERE / "run.py"),),
+                       data_files=() if protocol.source_weights == "train" else (protocol.source_weights,), heavy=True)
+        builds = {"data": data, "source": source}
+        if not spec.corrupted_on_disk:
+            builds["stream"] = Build("tta", "stream", dataset, f"{_RUN}:corrupt_stream", stream_config(protocol, data_cfg, seed),
+                                     inputs={"data": data}, sources=(str(_HERE.parent.parent / "data" / "corruptions.py"),))
+        return builds
+
+    def cell_sources(self, scaled, dataset: str, setting: Setting) -> list[Path]:
+        return [_HERE / "run.py"]
+
+    def cell_data_files(self, scaled, dataset: str, setting: Setting) -> list[str]:
+        spec = scaled.card.dataset(dataset)
+        return list(CORRUPTED_FILES.get(spec.corrupted_on_disk, ()))
+
+    def run_cell(self, run: CellRun) -> dict:
+        from entrobench.protocols.tta.run import run_cell
+
+        return run_cell(run)
+
+    def draw(self, card, scale, records, out_dir):
+        from entrobench.protocols.tta.plots import draw
+
+        return draw(card, scale, records, out_dir)
+
+
+# What the cached data reads under the data root (its presence decides whether a skip is stale)
+CLEAN_FILES = {
+    "mnist": ("mnist_test/t10k-images-idx3-ubyte.gz", "mnist_test/t10k-labels-idx1-ubyte.gz"),
+    "cifar10": ("cifar-10-batches-py/test_batch",),
+    "imagenet_val": ("imagenet/val",),
+}
+CORRUPTED_FILES = {"cifar10_c": ("CIFAR-10-C/labels.npy",), "imagenet_c": ("ImageNet-C",)}
+
+
+def _data_files(spec: Dataset, data_cfg: dict) -> tuple[str, ...]:
+    files = list(CLEAN_FILES.get(spec.loader, ())) + list(CORRUPTED_FILES.get(spec.corrupted_on_disk, ()))
+    if spec.format and not (spec.root and Path(spec.root).is_absolute()):
+        files += [str(Path(spec.root) / name) for name in (spec.path, spec.images, spec.labels, spec.test_images, spec.test_labels) if name]
+    return tuple(files)
+
+
+FAMILY = TTA()

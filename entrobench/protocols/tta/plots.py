@@ -39,7 +39,7 @@ def _per_domain(card: Card, summary, dataset: str, setting: str, cols: list[str]
         cis = [here.loc[k, "ci95"] if k in here.index else np.nan for k in keys]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=np.nan_to_num(cis), label=entry.label or entry.name, capsize=1.5)
     ax.set_xticks(x, [c.replace("_", "\n") for c in cols] + ["mean"], fontsize=7)
-    unit = card.family.METRICS[metric].unit
+    unit = card.metric(metric).unit
     ax.set_ylabel(f"{metric} ({unit})")
     ax.set_title(f"{card.id}: {dataset} · {setting} (mean ± 95% CI over seeds)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach the top

@@ -17,34 +17,40 @@ import torch.nn.functional as F
 
 from entrobench import checkpoint
 from entrobench.checkpoint import Checkpoint
+from entrobench.data.declared import load_declared
 from entrobench.data.sources import DataUnavailable, load_clean, load_corrupted
+from entrobench.family import BuildRun, CellRun
 from entrobench.models.zoo import build_model, robustbench_state_dict
 from entrobench.progress import Progress
+from entrobench.protocols.tta.family import DATASETS, Dataset, Protocol, Setting
 from entrobench.record import Skip
-from entrobench.protocols.tta.spec import DATASETS, Protocol, Setting
 
 MAJORITY_WINDOW = 64  # predictions in the trailing window of the per-batch collapse curve
 # Steps between checkpoints (a save costs one torch.save of the state; SIGTERM saves at once)
 TRAIN_CHECKPOINT_EVERY = 200
 ADAPT_CHECKPOINT_EVERY = 100
+# the files in each cached build's folder
+DATA_FILE, STREAM_FILE, SOURCE_FILE = "data.npz", "stream.npz", "model.pt"
 
 
 # --- prepare data ------------------------------------------------------------------------------
 
 
-def prepare_data(config: dict, data_root: Path | None, out: Path) -> dict:
-    """Write the clean split to `out` (.npz). Returns a summary; a missing data root is a skip."""
-    dataset = DATASETS[config["dataset"]]
-    meta = {"dataset": config["dataset"], "data_root": str(data_root) if data_root else None}
+def prepare_data(run: BuildRun) -> dict:
+    """Write the clean split to data.npz. A missing data root or file is a skip (its reason)."""
+    config = run.config
+    dataset = Dataset(**config["declared"]) if "declared" in config else DATASETS[config["dataset"]]
     try:
         if dataset.corrupted_on_disk:  # fail early, here, if the stream itself is missing
-            load_corrupted(dataset.corrupted_on_disk, data_root, "gaussian_noise", 1, n=1)
-        split = load_clean(dataset.clean, data_root, config["n_train"], config["n_test"])
-        arrays = {"x_train": split.x_train, "y_train": split.y_train, "x_test": split.x_test, "y_test": split.y_test}
-        meta.update(status="ok", n_classes=split.n_classes, fingerprint=split.fingerprint)
+            load_corrupted(dataset.corrupted_on_disk, run.data_root, "gaussian_noise", 1, n=1)
+        if dataset.format:
+            split = load_declared(dataset, run.data_root, config["n_train"], config["n_test"])
+        else:
+            split = load_clean(dataset.loader, run.data_root, config["n_train"], config["n_test"])
     except DataUnavailable as err:
-        arrays, meta = {}, {**meta, "status": "skipped", "reason": str(err)}
-    _save_npz(out, arrays, meta)
+        raise Skip(str(err)) from None
+    meta = {"dataset": config["dataset"], "n_classes": split.n_classes, "fingerprint": split.fingerprint}
+    _save_npz(run.out / DATA_FILE, {"x_train": split.x_train, "y_train": split.y_train, "x_test": split.x_test, "y_test": split.y_test}, meta)
     return meta
 
 
@@ -58,38 +64,35 @@ def load_prepared(path: Path) -> tuple[dict, dict]:
 # --- corrupted streams -------------------------------------------------------------------------
 
 
-def corrupt_stream(config: dict, data_path: Path, out: Path) -> dict:
+def corrupt_stream(run: BuildRun) -> dict:
     """Corrupt the clean test images once per seed, for every method: one array per corruption."""
     from entrobench.data.corruptions import corrupt  # scipy: paid by this job only, not by every cell
 
-    arrays, data_meta = load_prepared(data_path)
-    if data_meta["status"] != "ok":
-        _save_npz(out, {}, data_meta)
-        return data_meta
+    config = run.config
+    arrays, data_meta = load_prepared(run.inputs["data"] / DATA_FILE)
     streams = {}
     for d, corruption in enumerate(config["corruptions"]):
         rng = np.random.default_rng([config["seed"], d])
         streams[corruption] = corrupt(arrays["x_test"], corruption, config["severity"], rng, table=config["corruption_table"])
-    meta = {"status": "ok", "seed": config["seed"], "fingerprint": data_meta.get("fingerprint", "")}
-    _save_npz(out, {**streams, "y": arrays["y_test"]}, meta)
+    meta = {"seed": config["seed"], "fingerprint": data_meta.get("fingerprint", "")}
+    _save_npz(run.out / STREAM_FILE, {**streams, "y": arrays["y_test"]}, meta)
     return meta
 
 
 # --- source model ------------------------------------------------------------------------------
 
 
-def train_source(config: dict, data_path: Path, data_root: Path | None, out: Path, progress: Progress) -> dict:
+def train_source(run: BuildRun) -> dict:
     """Train (or load) the source model once per dataset, architecture and norm; cached by the DAG."""
-    arrays, data_meta = load_prepared(data_path)
-    if data_meta["status"] != "ok":
-        meta = {"status": "skipped", "reason": data_meta["reason"]}
-    elif config["source_weights"] != "train":
-        meta = _load_published_weights(config, data_root)
+    config = run.config
+    arrays, data_meta = load_prepared(run.inputs["data"] / DATA_FILE)
+    if config["source_weights"] != "train":
+        meta = _load_published_weights(config, run.data_root)
     else:
-        meta = _train(config, arrays, data_meta["n_classes"], progress, Checkpoint(checkpoint.beside(out), TRAIN_CHECKPOINT_EVERY, checkpoint.fingerprint(config, __file__)))
-    _atomic_torch_save(meta, out)
-    checkpoint.beside(out).unlink(missing_ok=True)  # only once the model is safely written
-    return {k: v for k, v in meta.items() if k != "state_dict"}
+        ckpt = Checkpoint(run.checkpoint_path, TRAIN_CHECKPOINT_EVERY, checkpoint.fingerprint(config, __file__))
+        meta = _train(config, arrays, data_meta["n_classes"], run.progress, ckpt)
+    torch.save(meta, run.out / SOURCE_FILE)
+    return {k: v for k, v in meta.items() if k not in ("state_dict", "train_loss_curve")}
 
 
 def _train(config: dict, arrays: dict, n_classes: int, progress: Progress, ckpt: Checkpoint) -> dict:
@@ -130,7 +133,6 @@ def _train(config: dict, arrays: dict, n_classes: int, progress: Progress, ckpt:
     clean_error = 100.0 * (preds != y_test).float().mean().item()
     progress.done(f"clean error {clean_error:.2f}%")
     return {
-        "status": "ok",
         "state_dict": model.state_dict(),
         "n_classes": n_classes,
         "in_channels": int(x.shape[1]),
@@ -150,26 +152,24 @@ def _random_shift(x: torch.Tensor, max_px: int) -> torch.Tensor:
 def _load_published_weights(config: dict, data_root: Path | None) -> dict:
     path = Path(data_root or "") / config["source_weights"]
     if data_root is None or not path.is_file():
-        return {"status": "skipped", "reason": f"source weights not found at {path} (see README: full-scale data)"}
+        raise Skip(f"source weights not found at {path} (see README: full-scale data)")
     state = robustbench_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     n_classes = next(v.shape[0] for k, v in state.items() if k.endswith(("fc.weight", "logits.weight")))
-    return {"status": "ok", "state_dict": state, "n_classes": n_classes, "in_channels": 3, "clean_error_pct": None}
+    return {"state_dict": state, "n_classes": n_classes, "in_channels": 3, "clean_error_pct": None}
 
 
 # --- one cell ----------------------------------------------------------------------------------
 
 
-def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, method_cls, progress: Progress, checkpoint_path: Path | None = None) -> dict:
+def run_cell(run: CellRun) -> dict:
     """Stream every corruption through the method. Returns metrics, curves and a data fingerprint.
-    With `checkpoint_path`, the stream position and everything the method holds are saved every
-    ADAPT_CHECKPOINT_EVERY batches and on SIGTERM, and a rerun resumes there."""
+    With `run.checkpoint_path`, the stream position and everything the method holds are saved
+    every ADAPT_CHECKPOINT_EVERY batches and on SIGTERM, and a rerun resumes there."""
+    config, inputs, data_root, method_cls, progress = run.config, run.inputs, run.data_root, run.method_cls, run.progress
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
-    arrays, data_meta = load_prepared(inputs["data"])
-    streams, stream_meta = load_prepared(inputs["stream"]) if "stream" in inputs else ({}, {"status": "ok"})
-    source = torch.load(inputs["source"], map_location="cpu", weights_only=False)
-    for meta in (data_meta, stream_meta, source):
-        if meta["status"] != "ok":
-            raise Skip(meta["reason"])
+    arrays, data_meta = load_prepared(inputs["data"] / DATA_FILE)
+    streams, _ = load_prepared(inputs["stream"] / STREAM_FILE) if "stream" in inputs else ({}, {})
+    source = torch.load(inputs["source"] / SOURCE_FILE, map_location="cpu", weights_only=True)
 
     device = _device()
     torch.manual_seed(config["seed"])
@@ -184,7 +184,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     per_domain, stream, tally = {}, StreamCurves(protocol.curve_every), None
     adapt_s, resets, done = 0.0, 0, (-1, -1)  # done: (domain, batch) of the last batch already streamed
     code = [__file__, *checkpoint.method_code(method_cls)]
-    with Checkpoint(checkpoint_path, ADAPT_CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
+    with Checkpoint(run.checkpoint_path, ADAPT_CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
         saved = ckpt.load()
         if saved is not None:  # the method object holds model, optimizer and its running state
             method, per_domain, stream, tally = saved["method"], saved["per_domain"], saved["stream"], saved["tally"]
@@ -193,7 +193,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
         for d, corruption in enumerate(protocol.corruptions):
             if d < done[0]:
                 continue
-            x, y = _stream(config, protocol, setting, streams, corruption, d, data_root)
+            x, y = _stream(config, protocol, setting, streams, corruption, d, data_root, run.dataset)
             if d > done[0]:
                 if not setting.continual:
                     method.reset()
@@ -282,9 +282,8 @@ class StreamCurves:
         self.curves["backward_passes"].append(stats["backward_passes"])
 
 
-def _stream(config, protocol: Protocol, setting: Setting, streams: dict, corruption: str, d: int, data_root):
+def _stream(config, protocol: Protocol, setting: Setting, streams: dict, corruption: str, d: int, data_root, dataset):
     """The corrupted test images for one domain, in stream order. The order is seeded by (seed, domain)."""
-    dataset = DATASETS[config["dataset"]]
     if dataset.corrupted_on_disk:
         x, y = load_corrupted(dataset.corrupted_on_disk, data_root, corruption, protocol.severity, n=protocol.n_test)
     else:
@@ -301,14 +300,5 @@ def _device() -> torch.device:
 
 
 def _save_npz(out: Path, arrays: dict, meta: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(out)
-
-
-def _atomic_torch_save(obj, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(out)
+    """The build's folder is made in a temporary place and renamed whole (cli.cmd_build)."""
+    np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
