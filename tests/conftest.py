@@ -166,3 +166,33 @@ def tiny_chat_lm(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_chat_lm") / "tiny_lm"
     _write_tiny_chat_lm(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def run_cell_with_builds():
+    """run_cell_with_builds(card_path, scale, cell_key, results, out, data_root=None, configs=None)
+    -> run-cell's exit code, after making the builds the cell reads (as the DAG would)."""
+    return _run_cell_with_builds
+
+
+def _run_cell_with_builds(card_path: Path, scale: str, cell_key: str, results: Path, out: Path, data_root: Path | None = None, configs: Path | None = None) -> int:
+    """What the DAG does for one cell, through the CLI: make each build the cell reads (inputs
+    first), then run the cell."""
+    from entrobench import cli
+    from entrobench.card import load_card
+    from entrobench.cells import Cell, cell_builds
+
+    card = load_card(card_path, configs)
+    scaled = card.scale(scale)
+    common = ["--card", str(card_path), "--scale", scale, "--results", str(results)] + (["--configs", str(configs)] if configs else [])
+    common += ["--data-root", str(data_root)] if data_root else []
+
+    def make(build) -> None:
+        for dep in build.inputs.values():
+            make(dep)
+        if not build.folder(results).is_dir():
+            assert cli.main(["build", *common, "--out", str(build.folder(results))]) == 0
+
+    for build in cell_builds(scaled, Cell.from_key(card.id, scale, cell_key)).values():
+        make(build)
+    return cli.main(["run-cell", *common, "--cell", cell_key, "--out", str(out)])

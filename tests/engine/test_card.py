@@ -131,3 +131,76 @@ def test_claim_on_a_row_a_scale_does_not_run(write_card):
     assert "claims[0].scales: 'eta' does not run at scale 'smoke'" in msg
     changes["claims"][0]["scales"] = ["full"]
     assert load_card(write_card(changes))
+
+
+# --- names, values, paths and inheritance -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["$(touch pwned)", "a`id`", "x;y", "..", "a/b", "a b", "-rf"])
+def test_names_that_reach_paths_and_commands_are_refused(write_card, name):
+    msg = error_of(write_card({"settings": [{"name": name, "batch_size": 64}]}))
+    assert "settings[0].name: setting name" in msg and "letters, digits" in msg
+    msg = error_of(write_card({"methods": [{"name": name, "method": "tta/tent"}]}))
+    assert "methods[0].name: row name" in msg
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"seeds": [-1]}, "seeds[0]: expected a seed in 0..4294967295, got -1"),
+    ({"seeds": [10**30]}, "seeds[0]: expected a seed in 0.."),
+    ({"seeds": [0, 0]}, "seeds: a seed appears twice"),
+    ({"settings": [{"name": "a", "batch_size": 0}]}, "batch_size and max_samples must be >= 1, got 0"),
+    ({"settings": [{"name": "a"}, {"name": "a"}]}, "settings[1].name: 'a' appears twice"),
+    ({"scales": {"smoke": {"protocol": {"n_test": -5}}}}, "n_test must be >= 1, got -5"),
+    ({"scales": {"smoke": {"protocol": {"train_epochs": 0}}}}, "train_epochs must be >= 1, got 0"),
+    ({"methods": [{"name": "tent", "params": {"lr": float("inf")}}]}, "methods[0].params.lr: expected a finite number, got inf"),
+    ({"methods": [{"name": "tent", "params": {"lr": float("nan")}}]}, "methods[0].params.lr: expected a finite number, got nan"),
+    ({"scales": {"smoke": {"resources": {"gpus": 1}}}}, "scales.smoke.resources.gpus: unknown resource 'gpus' (did you mean gpu?)"),
+    ({"scales": {"smoke": {"resources": {"mem_mb": -1}}}}, "scales.smoke.resources.mem_mb: expected a whole number >= 0"),
+    ({"scales": {"full": {"protocol": {"source_weights": "/etc/passwd"}}}}, "source_weights must be 'train' or a path under the data root"),
+    ({"scales": {"full": {"protocol": {"source_weights": "../../x.pt"}}}}, "source_weights must be 'train' or a path under the data root"),
+])
+def test_values_out_of_range_are_one_line(write_card, changes, expected):
+    assert expected in error_of(write_card(changes))
+
+
+@pytest.mark.parametrize("name", ["/etc/hosts", "../outside", "_defaults/../../x"])
+def test_defaults_stay_inside_the_configs_folder(write_card, name):
+    msg = error_of(write_card({"defaults": [name]}))
+    assert "defaults[0]: expected a name under" in msg and "no absolute path, no '..'" in msg
+
+
+def test_yaml_errors_keep_line_column_and_cause(write_card):
+    msg = error_of(write_card(text="title: x\nseeds: [0, 1\nversion: 1\n"))
+    assert "not valid YAML: line 3, column 8" in msg and "expected ','" in msg
+    msg = error_of(write_card(text="title: x\nversion: 1\ntitle: y\n"))
+    assert "line 3, column 1: key 'title' given twice in one mapping" in msg
+
+
+def test_a_card_can_drop_an_inherited_scale_and_compares_only_with_its_own_full(write_card, tmp_path):
+    from entrobench import tables
+
+    card = load_card(write_card({"scales": {"full": None, "tiny": {"seeds": [0]}}}))
+    assert "full" not in card.spec.scales and {"smoke", "tiny"} <= set(card.spec.scales)
+    with pytest.raises(CardError, match="defines no scales.full"):
+        card.scale("full")
+    lines = tables._protocol_differences(card, "smoke")
+    assert lines[0] == "The card has no `full` scale (no paper setting to compare with)."
+    assert not any("paper: resnet50" in line for line in lines)
+
+
+def test_a_card_can_replace_inherited_datasets_and_settings(write_card):
+    card = load_card(write_card({"scales": {"smoke": {"datasets": ["digits_c"]}}, "settings": [{"name": "only", "batch_size": 8}]}))
+    assert card.scale("smoke").datasets == ["digits_c"] and [s.name for s in card.scale("smoke").settings] == ["only"]
+
+
+def test_declared_datasets_are_checked_by_the_family_schema(write_card, configs):
+    (configs / "_datasets").mkdir()
+    (configs / "_datasets" / "mine.yaml").write_text("family: tta\nformat: npz\npath: x.npz\nimages: x\nlabels: y\nchanels: 1\n")
+    card = write_card({"datasets": ["mine"]})
+    with pytest.raises(CardError, match=r"_datasets/mine.yaml: chanels: unknown key \(did you mean channels\?\)$"):
+        load_card(card)  # the error names the file that holds the mistake
+    (configs / "_datasets" / "mine.yaml").write_text("family: tta\nformat: zip\nimages: x\n")
+    with pytest.raises(CardError, match="_datasets/mine.yaml: dataset: format: expected one of npz, npy, h5, idx, image_folder, got 'zip'"):
+        load_card(card)
+    (configs / "_datasets" / "mine.yaml").write_text("family: tta\nformat: npz\npath: x.npz\nimages: x\nlabels: y\n")
+    assert load_card(write_card({"datasets": ["mine"]})).dataset("mine").format == "npz"

@@ -12,13 +12,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow  # lm-eval end to end: about 30 s
+CELL = "lm_eval_tasks/t1_0/top_h/seed0"
 
 
 @pytest.fixture(scope="module")
-def decoding_run(tmp_path_factory, tiny_chat_lm):
+def decoding_run(tmp_path_factory, tiny_chat_lm, run_cell_with_builds):
     import shutil
-
-    from entrobench import cli
 
     work = tmp_path_factory.mktemp("decoding")
     shutil.copytree(tiny_chat_lm, work / "data" / "tiny_lm")
@@ -28,8 +27,7 @@ def decoding_run(tmp_path_factory, tiny_chat_lm):
     card_path = work / "configs" / "decoding" / "top_h_potraghloo2025.yaml"
     card_path.write_text(yaml.safe_dump(card))
     record_path = work / "record.json"
-    args = ["run-cell", "--card", str(card_path), "--scale", "tiny", "--cell", "lm_eval_tasks/t1_0/top_h/seed0", "--data-root", str(work / "data"), "--out", str(record_path)]
-    assert cli.main(args) == 0
+    assert run_cell_with_builds(card_path, "tiny", CELL, work / "results", record_path, data_root=work / "data") == 0
     return work, card_path, json.loads(record_path.read_text())
 
 
@@ -52,7 +50,7 @@ def test_same_seed_gives_the_same_outputs(decoding_run, tmp_path):
 
     work, card_path, rec = decoding_run
     again = tmp_path / "again.json"
-    args = ["run-cell", "--card", str(card_path), "--scale", "tiny", "--cell", "lm_eval_tasks/t1_0/top_h/seed0", "--data-root", str(work / "data"), "--out", str(again)]
+    args = ["run-cell", "--card", str(card_path), "--scale", "tiny", "--cell", CELL, "--data-root", str(work / "data"), "--results", str(work / "results"), "--out", str(again)]
     assert cli.main(args) == 0
     assert [s["response"] for s in json.loads(again.read_text())["samples"]] == [s["response"] for s in rec["samples"]]
 
@@ -82,7 +80,5 @@ def test_missing_package_model_is_a_skip_with_a_reason(tmp_path):
     from entrobench.models import packaged
     from entrobench.record import Skip
 
-    meta = packaged.convert_model({"package": "no_such_package_here", "gguf_file": "x.gguf"}, tmp_path / "model")
-    assert meta["status"] == "skipped" and "no_such_package_here" in meta["reason"]
-    with pytest.raises(Skip, match="not installed"):
-        packaged.resolve_model("smollm2_135m_instruct", tmp_path / "model", None)
+    with pytest.raises(Skip, match="no_such_package_here not installed"):
+        packaged.convert_model({"package": "no_such_package_here", "gguf_file": "x.gguf"}, tmp_path / "model")

@@ -1,54 +1,82 @@
-"""The local lm-eval tasks: items fixed by the protocol, drawn without replacement, GSM8K skipped
+"""The local lm-eval tasks: items fixed by the protocol, drawn as each YAML says, GSM8K skipped
 without a data root; scoring of numbers and names; distinct-n and self-BLEU on small sets."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from entrobench.protocols.decoding.spec import Protocol
-from entrobench.protocols.decoding.task_data import TASKS_DIR, write_tasks
+from entrobench.family import BuildRun
+from entrobench.progress import Progress
+from entrobench.protocols.decoding.family import TASKS_DIR, Protocol
+from entrobench.protocols.decoding.task_data import build_config, build_tasks, check_tasks, find_tasks
 
 _spec = importlib.util.spec_from_file_location("decoding_task_utils", TASKS_DIR / "utils.py")
 utils = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(utils)
 
 
-def _read(path: Path) -> list[dict]:
-    import json
+def build(protocol: Protocol, data_root: Path | None, out: Path, dirs: list[Path] = (TASKS_DIR,)) -> dict:
+    """The tasks build of a protocol, as the DAG makes it."""
+    out.mkdir(parents=True)
+    config = build_config(protocol, find_tasks(protocol.tasks, list(dirs)))
+    return build_tasks(BuildRun(config=config, inputs={}, out=out, data_root=data_root, progress=Progress("test", every_s=1e9)))
 
+
+def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _items(out: Path, task: str) -> list[dict]:
+    return _read(next(out.glob(f"*/{task}.test.jsonl")))
+
+
+def _yaml(out: Path, task: str) -> dict:
+    return yaml.safe_load(next(out.glob(f"*/{task}.yaml")).read_text().replace("!function", ""))
 
 
 def test_items_are_fixed_by_the_protocol_and_drawn_without_replacement(tmp_path):
     protocol = Protocol(n_items={"eb_add2": 300, "eb_capitals": 5, "eb_open_ended": 3, "eb_gsm8k": 2})
-    tasks, skipped = write_tasks(protocol, None, tmp_path / "a")
-    write_tasks(protocol, None, tmp_path / "b")
-    first, second = _read(tmp_path / "a" / "add2.jsonl"), _read(tmp_path / "b" / "add2.jsonl")
+    index = build(protocol, None, tmp_path / "a")
+    build(protocol, None, tmp_path / "b")
+    first, second = _items(tmp_path / "a", "eb_add2"), _items(tmp_path / "b", "eb_add2")
     assert first == second and len(first) == 300
     assert len({(r["a"], r["b"]) for r in first}) == 300
     assert all(10 <= r["a"] <= 99 and 10 <= r["b"] <= 99 and r["target"] == r["a"] + r["b"] for r in first)
     assert (34, 51) not in {(r["a"], r["b"]) for r in first}  # the worked example is never an item
-    assert len(_read(tmp_path / "a" / "capitals.jsonl")) == 5
-    assert tasks == ["eb_capitals", "eb_add2", "eb_open_ended"]
-    assert "eb_gsm8k" in skipped and "gsm8k" in skipped["eb_gsm8k"]
+    capitals = _items(tmp_path / "a", "eb_capitals")
+    assert capitals == _read(TASKS_DIR / "capitals.jsonl")[:5]  # select: first
+    assert index["runnable"] == ["eb_capitals", "eb_add2", "eb_open_ended"]
+    assert "gsm8k" in index["skipped"]["eb_gsm8k"]
+
+
+def test_add2_items_are_the_pairs_the_generator_drew(tmp_path):
+    """add2.jsonl holds the pairs in the order the earlier generator listed them, so the same
+    seed draws the same items (and the records of the decoding cards stay as they were)."""
+    import numpy as np
+
+    build(Protocol(tasks=["eb_add2"], accuracy_tasks=["eb_add2"], n_items={"eb_add2": 20}), None, tmp_path / "out")
+    pairs = [(a, b) for a in range(10, 100) for b in range(10, 100) if (a, b) != (34, 51)]
+    picks = np.random.default_rng(0).choice(len(pairs), size=20, replace=False)
+    assert [(r["a"], r["b"]) for r in _items(tmp_path / "out", "eb_add2")] == [pairs[i] for i in picks]
 
 
 def test_yamls_get_absolute_data_paths(tmp_path):
-    write_tasks(Protocol(n_items={"eb_add2": 3}), None, tmp_path)
-    text = (tmp_path / "eb_add2.yaml").read_text().replace("!function", "")
-    files = yaml.safe_load(text)["dataset_kwargs"]["data_files"]
+    build(Protocol(n_items={"eb_add2": 3}), None, tmp_path / "out")
+    files = _yaml(tmp_path / "out", "eb_add2")["dataset_kwargs"]["data_files"]
+    assert set(files) == {"test", "train"}
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in files.values())
 
 
 def test_max_gen_toks_caps_one_task_and_leaves_the_others(tmp_path):
-    write_tasks(Protocol(tasks=["eb_capitals", "eb_add2"], n_items={"eb_add2": 3}, max_gen_toks={"eb_add2": 7}), None, tmp_path)
-    assert yaml.safe_load((tmp_path / "eb_add2.yaml").read_text().replace("!function", ""))["generation_kwargs"]["max_gen_toks"] == 7
+    build(Protocol(tasks=["eb_capitals", "eb_add2"], n_items={"eb_add2": 3}, max_gen_toks={"eb_add2": 7}), None, tmp_path / "out")
+    assert _yaml(tmp_path / "out", "eb_add2")["generation_kwargs"]["max_gen_toks"] == 7
     capitals = yaml.safe_load((TASKS_DIR / "eb_capitals.yaml").read_text().replace("!function", ""))["generation_kwargs"]["max_gen_toks"]
-    assert yaml.safe_load((tmp_path / "eb_capitals.yaml").read_text().replace("!function", ""))["generation_kwargs"]["max_gen_toks"] == capitals
-    with pytest.raises(ValueError, match="max_gen_toks: unknown task 'gsm8k'"):
+    assert _yaml(tmp_path / "out", "eb_capitals")["generation_kwargs"]["max_gen_toks"] == capitals
+    with pytest.raises(ValueError, match="max_gen_toks: 'gsm8k' is not in tasks"):
         Protocol(max_gen_toks={"gsm8k": 7})
 
 
@@ -56,10 +84,23 @@ def test_gsm8k_subset_reads_the_data_root(tmp_path):
     root = tmp_path / "root"
     (root / "gsm8k").mkdir(parents=True)
     (root / "gsm8k" / "test.jsonl").write_text('{"question": "q1", "answer": "x\\n#### 1,200"}\n{"question": "q2", "answer": "#### 7"}\n')
-    tasks, skipped = write_tasks(Protocol(tasks=["eb_gsm8k"], accuracy_tasks=[], n_items={"eb_gsm8k": 1}), root, tmp_path / "out")
-    assert tasks == ["eb_gsm8k"] and not skipped
-    rows = _read(tmp_path / "out" / "gsm8k.jsonl")
-    assert len(rows) == 1 and rows[0]["target"] in ("1200", "7")
+    index = build(Protocol(tasks=["eb_gsm8k"], accuracy_tasks=[], n_items={"eb_gsm8k": 1}), root, tmp_path / "out")
+    assert index["runnable"] == ["eb_gsm8k"] and not index["skipped"]
+    rows = _items(tmp_path / "out", "eb_gsm8k")
+    assert len(rows) == 1 and rows[0]["question"] in ("q1", "q2")
+
+
+def test_an_unknown_task_is_one_line_with_the_nearest_name(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown task 'eb_capitalz' \(did you mean eb_capitals\?"):
+        check_tasks(["eb_capitalz"], [tmp_path, TASKS_DIR])
+    check_tasks(["eb_capitals", "gsm8k"], [tmp_path, TASKS_DIR])  # ours and lm-eval's
+
+
+def test_gsm8k_docs_take_the_number_after_the_marks():
+    from datasets import Dataset
+
+    docs = utils.gsm8k_docs(Dataset.from_list([{"question": "q", "answer": "so 3 + 4\n#### 1,207"}]))
+    assert docs[0]["target"] == "1207"
 
 
 @pytest.mark.parametrize("text, value", [("12 + 30 = 42. The answer is 42.", 42), ("so 7 and then 9", 9), ("The answer is $1,200.", 1200), ("no number", None)])

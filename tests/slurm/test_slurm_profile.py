@@ -20,10 +20,13 @@ def test_full_scale_plan_asks_for_the_cards_resources_in_the_given_partition(slu
                            "-n", "--directory", str(tmp_path), "--config", "slurm_partition=gpux", "slurm_account=acct", f"data_root={tmp_path}",
                            "--", "results/eata_niu2022/full/table.md"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = re.findall(r"^(?:local)?rule (\w+):.*?^\s+resources: (.*?)$", proc.stdout, re.M | re.S)
-    assert {rule for rule, _ in jobs} >= {"run_cell", "train_source", "prepare_data"} | LOCAL_RULES - {"render_leaderboard"}
-    for rule, resources in jobs:
+    jobs = re.findall(r"^(?:local)?rule (\w+):.*?^\s+output: (\S+).*?^\s+resources: (.*?)$", proc.stdout, re.M | re.S)
+    assert {rule for rule, _, _ in jobs} >= {"run_cell", "build"} | LOCAL_RULES - {"render_leaderboard"}
+    kinds = {output.split("/")[3] for rule, output, _ in jobs if rule == "build"}
+    assert {"data", "source"} <= kinds, kinds
+    full = ("mem_mb=32000", "runtime=240", "gpu=1", "slurm_extra=--signal=TERM@120")  # _defaults/tta_corruption.yaml: full
+    for rule, output, resources in jobs:
         placed = "slurm_partition=gpux" in resources and "slurm_account=acct" in resources
         assert placed == (rule not in LOCAL_RULES), (rule, resources)
-        if rule == "run_cell":  # _defaults/tta_corruption.yaml: full: {mem_mb: 32000, runtime: 240, gpu: 1}
-            assert all(f"{r}," in resources + "," for r in ("mem_mb=32000", "runtime=240", "gpu=1", "slurm_extra=--signal=TERM@120")), resources
+        heavy = rule == "run_cell" or "/_cache/tta/source/" in output  # data preparation asks for no GPU
+        assert all(f"{r}," in resources + "," for r in full) == heavy, (rule, output, resources)

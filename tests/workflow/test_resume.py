@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from entrobench.card import load_card
-from entrobench.cells import expand
+from entrobench.cells import cell_builds, expand
 from entrobench.checkpoint import EVERY_ENV, TERMINATED
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,20 +70,23 @@ def expected_code(sig) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_source_training_resumes_bitwise(done_once, sig):
+    """The source model's build, made again under another results folder (with the same clean
+    data copied there), killed and rerun, equals the one the DAG made in one go."""
     work, card, cell = done_once
-    inputs = card.family.cell_inputs(card.scale("tiny").protocol, card.scale("tiny").setting(cell.setting), cell.dataset, cell.seed)
-    out = work / f"source-{sig.name}.pt"
-    cmd = [sys.executable, "-m", "entrobench", "train-source", "--card", str(card.path), "--scale", "tiny", "--dataset", cell.dataset,
-           "--norm", "bn", "--data", inputs["data"], "--out", str(out)]
+    builds = cell_builds(card.scale("tiny"), cell)
+    other = work / f"other-{sig.name}"
+    shutil.copytree(builds["data"].folder(work / "results"), builds["data"].folder(other))
+    out = builds["source"].folder(other)
+    cmd = [sys.executable, "-m", "entrobench", "build", "--card", str(card.path), "--scale", "tiny", "--results", str(other), "--out", str(out)]
     kill_at = random.Random().randint(1, 30)  # of 76 steps (4 epochs of 19 batches)
     assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
     assert not out.exists()
     assert subprocess.run(cmd, cwd=work, capture_output=True).returncode == 0
-    reference = torch.load(work / inputs["source"], weights_only=False)
-    resumed = torch.load(out, weights_only=False)
+    reference = torch.load(builds["source"].folder(work / "results") / "model.pt", weights_only=True)
+    resumed = torch.load(out / "model.pt", weights_only=True)
     assert resumed["train_loss_curve"] == reference["train_loss_curve"]
     assert all(torch.equal(resumed["state_dict"][k], v) for k, v in reference["state_dict"].items()), f"killed after {kill_at} saves"
-    assert not list(work.glob(f".{out.name}.ckpt*")), "checkpoint left after the model was written"
+    assert not list(out.parent.glob(f".{out.name}*")), "checkpoint or temporary folder left after the model was written"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -92,9 +95,7 @@ def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, sig):
     record_path = work / cell.record_path()
     reference = json.loads(record_path.read_text())
     record_path.unlink()
-    inputs = card.family.cell_inputs(card.scale("tiny").protocol, card.scale("tiny").setting(cell.setting), cell.dataset, cell.seed)
-    cmd = [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key,
-           *[arg for name, path in inputs.items() for arg in ("--input", f"{name}={path}")], "--out", str(record_path)]
+    cmd = [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key, "--out", str(record_path)]
     kill_at = random.Random().randint(1, 12)  # of 24 steps
     assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
     assert not record_path.exists()
@@ -116,24 +117,24 @@ def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, sig):
 
 @pytest.fixture(scope="module")
 def rlvr_warmup(tmp_path_factory):
-    """The RLVR card's tiny warm-up, trained once, and the card."""
+    """The RLVR card's tiny warm-up, trained once under a scratch results folder, and the card."""
     card = load_card(REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml")
     work = tmp_path_factory.mktemp("rlvr-resume")
-    dataset = card.scale("tiny").datasets[0]
-    out = work / "warmup.pt"
-    cmd = [sys.executable, "-m", "entrobench", "train-warmup", "--card", str(card.path), "--scale", "tiny", "--dataset", dataset, "--out", str(out)]
+    cell = next(c for c in expand(card.scale("tiny")) if c.method == "clip_cov")  # its token choices draw from a generator too
+    warmup = cell_builds(card.scale("tiny"), cell)["warmup"]
+    cmd = [sys.executable, "-m", "entrobench", "build", "--card", str(card.path), "--scale", "tiny", "--results", str(work / "results"),
+           "--out", str(warmup.folder(work / "results"))]
     assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
-    return work, card, out
+    return work, card, cell
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_grpo_cell_resumes_bitwise(rlvr_warmup, sig):
-    work, card, warmup = rlvr_warmup
-    cell = next(c for c in expand(card.scale("tiny")) if c.method == "clip_cov")  # its token choices draw from a generator too
+    work, card, cell = rlvr_warmup
 
     def cmd(out: Path) -> list[str]:
         return [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key,
-                "--input", f"warmup={warmup}", "--out", str(out)]
+                "--results", str(work / "results"), "--out", str(out)]
 
     reference = work / f"straight-{sig.name}.json"
     assert subprocess.run(cmd(reference), cwd=REPO, capture_output=True).returncode == 0

@@ -19,7 +19,7 @@ CARD = REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml"
 pytestmark = pytest.mark.slow
 
 
-def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
+def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch, run_cell_with_builds):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     configs = tmp_path / "configs"
     shutil.copytree(REPO / "configs", configs)
@@ -27,12 +27,10 @@ def test_tiny_cell_writes_a_record_and_an_mlflow_run(tmp_path, monkeypatch):
     card = load_card(card_path)
     scaled = card.scale("tiny")
     cell = next(c for c in expand(scaled) if c.method == "clip_cov" and c.seed == 0)
-    warm = tmp_path / card.family.warmup_path(scaled.protocol, "addition")
     results = tmp_path / "results"
 
-    assert cli.main(["train-warmup", "--card", str(card_path), "--scale", "tiny", "--dataset", "addition", "--out", str(warm)]) == 0
     out = cell.record_path(results)
-    assert cli.main(["run-cell", "--card", str(card_path), "--scale", "tiny", "--cell", cell.key, "--input", f"warmup={warm}", "--out", str(out)]) == 0
+    assert run_cell_with_builds(card_path, "tiny", cell.key, results, out) == 0
     rec = record.read(out)
     assert rec["status"] == record.OK, rec.get("reason")
     assert len(rec["curves"]["entropy"]) == scaled.protocol.steps

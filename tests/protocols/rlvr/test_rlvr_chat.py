@@ -11,8 +11,11 @@ import pytest
 import torch
 import yaml
 
-from entrobench import cli, record
+from entrobench import record
+from entrobench.card import load_card
+from entrobench.cells import Cell, cell_builds
 from entrobench.protocols.rlvr.model import load_pretrained, response_logits, sample, token_logp
+from entrobench.protocols.rlvr.run import WARMUP_FILE
 from entrobench.protocols.rlvr.task import ChatAddition, check
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,7 +97,7 @@ def test_sampling_ends_at_eos_and_the_scoring_pass_agrees(chat):
 
 
 @pytest.mark.slow
-def test_tiny_chat_cell_through_the_command_line(tmp_path, tiny_chat_lm, monkeypatch):
+def test_tiny_chat_cell_through_the_command_line(tmp_path, tiny_chat_lm, monkeypatch, run_cell_with_builds):
     """The medium scale's protocol on the tiny chat model: the warm-up is an evaluation of the
     model as loaded, the cell trains from the folder and evaluates through lm-eval."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -107,16 +110,15 @@ def test_tiny_chat_cell_through_the_command_line(tmp_path, tiny_chat_lm, monkeyp
     card_path = configs / CARD.name
     card_path.write_text(yaml.safe_dump(card))
     shutil.copytree(tiny_chat_lm, tmp_path / "data" / "tiny_lm")
-    common = ["--card", str(card_path), "--scale", "tiny", "--data-root", str(tmp_path / "data")]
-
-    warm = tmp_path / "warmup.pt"
-    assert cli.main(["train-warmup", *common, "--dataset", "addition_chat", "--out", str(warm)]) == 0
-    start = torch.load(warm, weights_only=False)
-    assert start["status"] == "ok" and start["steps"] == 0 and "state_dict" not in start
-    assert set(start["eval"]) == {"accuracy", "pass_at_1", "pass_at_2", "maj_at_2"}
+    results, key = tmp_path / "results", "addition_chat/g8_t1/kl_cov/seed0"
 
     out = tmp_path / "cell.json"
-    assert cli.main(["run-cell", *common, "--cell", "addition_chat/g8_t1/kl_cov/seed0", "--input", f"warmup={warm}", "--out", str(out)]) == 0
+    assert run_cell_with_builds(card_path, "tiny", key, results, out, data_root=tmp_path / "data") == 0
+    card = load_card(card_path)
+    warm = cell_builds(card.scale("tiny"), Cell.from_key(card.id, "tiny", key))["warmup"].folder(results)
+    start = torch.load(warm / WARMUP_FILE, weights_only=True)
+    assert start["steps"] == 0 and "state_dict" not in start
+    assert set(start["eval"]) == {"accuracy", "pass_at_1", "pass_at_2", "maj_at_2"}
     rec = record.read(out)
     assert rec["status"] == record.OK, rec.get("reason")
     assert len(rec["curves"]["entropy"]) == 2 and all(0 < n <= 8 for n in rec["curves"]["response_len"])

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from entrobench.card import load_card
+from entrobench.family import BuildRun, CellRun
 from entrobench.progress import Progress
 from entrobench.protocols.rlvr import run
+from entrobench.protocols.rlvr.family import warmup_config
 from entrobench.protocols.rlvr.model import build_policy
-from entrobench.protocols.rlvr.spec import warmup_config
 from entrobench.protocols.rlvr.task import Addition
 from entrobench.protocols.rlvr.trainer import CURVES, GRPOTrainer
 from methods import registry
@@ -29,16 +30,20 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def warm(tiny, tmp_path_factory):
-    """The tiny card's warm-up checkpoint, trained once for this module."""
-    out = tmp_path_factory.mktemp("warmup") / "warmup.pt"
-    run.train_warmup(warmup_config(tiny.protocol, "addition"), out, Progress("test", every_s=1e9))
+    """The tiny card's warm-up folder, trained once for this module."""
+    out = tmp_path_factory.mktemp("warmup")
+    run.train_warmup(BuildRun(config=warmup_config(tiny.protocol, "addition"), inputs={}, out=out, data_root=None, progress=Progress("test", every_s=1e9)))
     return out
+
+
+def _cell(config: dict, warm: Path, method: str) -> CellRun:
+    return CellRun(config=config, inputs={"warmup": warm}, data_root=None, method_cls=registry.get(f"rlvr/{method}"), progress=Progress("test", every_s=1e9))
 
 
 def _trainer(tiny, warm_path, method: str, seed: int = 0, **protocol_changes) -> GRPOTrainer:
     protocol = dataclasses.replace(tiny.protocol, **protocol_changes)
     task = Addition(protocol.digits, protocol.held_out)
-    start = torch.load(warm_path, weights_only=False)
+    start = torch.load(warm_path / run.WARMUP_FILE, weights_only=True)
     policy, reference = (build_policy(protocol.n_layer, protocol.d_model, protocol.n_head, task.prompt_len + task.answer_len, 0) for _ in range(2))
     policy.load_state_dict(start["state_dict"])
     reference.load_state_dict(start["state_dict"])
@@ -49,8 +54,8 @@ def _trainer(tiny, warm_path, method: str, seed: int = 0, **protocol_changes) ->
 
 
 def test_warmup_reaches_a_policy_that_sometimes_answers_right(warm):
-    meta = torch.load(warm, weights_only=False)
-    assert meta["status"] == "ok" and meta["steps"] >= 20
+    meta = torch.load(warm / run.WARMUP_FILE, weights_only=True)
+    assert meta["steps"] >= 20
     assert 0 < meta["eval"]["pass_at_4"] <= 1  # something to reinforce
 
 
@@ -103,7 +108,7 @@ def test_a_step_logs_every_curve_and_the_reference_stays_put(tiny, warm):
 def test_run_cell_records_metrics_curves_and_the_kl_cov_warning(tiny, warm):
     config = {"protocol": {**dataclasses.asdict(tiny.protocol), "minibatches": 1}, "setting": dataclasses.asdict(tiny.settings[0]),
               "dataset": "addition", "seed": 0, "params": dataclasses.asdict(tiny.method_params("kl_cov")[1])}
-    out = run.run_cell(config, {"warmup": warm}, None, registry.get("rlvr/kl_cov"), Progress("test", every_s=1e9))
+    out = run.run_cell(_cell(config, warm, "kl_cov"))
     assert "fully on-policy" in out["warnings"][0]
     assert len(out["curves"]["entropy"]) == tiny.protocol.steps
     for name in ("pass_at_1", "pass_at_4", "maj_at_4", "entropy_ratio", "law_a", "law_b", "law_r2", "law_ceiling", "accuracy"):
@@ -115,4 +120,4 @@ def test_full_scale_cells_skip_with_a_reason(warm):
     config = {"protocol": dataclasses.asdict(full.protocol), "setting": dataclasses.asdict(full.settings[0]),
               "dataset": "math_l3to5", "seed": 0, "params": {}}
     with pytest.raises(run.Skip, match="GPU rollout engine"):
-        run.run_cell(config, {"warmup": warm}, None, registry.get("rlvr/grpo"), Progress("test"))
+        run.run_cell(_cell(config, warm, "grpo"))
