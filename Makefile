@@ -2,7 +2,8 @@
 VENV      ?= .venv
 PYTHON    := $(VENV)/bin/python
 PROFILE   ?= workflows/profiles/local
-SNAKEMAKE := $(VENV)/bin/snakemake --workflow-profile $(PROFILE)
+# scripts/snakemake.sh: snakemake, with a lock left by a killed run removed first
+SNAKEMAKE := VENV=$(VENV) bash scripts/snakemake.sh --workflow-profile $(PROFILE)
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 

@@ -31,6 +31,11 @@ OPTIONAL_SCALES = ("medium",)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # What a job may ask a cluster for (workflows/rules/common.smk passes them to the executor)
 RESOURCES = ("mem_mb", "runtime", "gpu", "gpu_model", "gres", "constraint", "cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra")
+# slurm_extra reaches sbatch through the executor plugin's shell: only these options, each one
+# token, values in SAFE_VALUE (no spaces, quotes, $, `, ;, |, &, <, >)
+SBATCH_OPTIONS = ("signal", "qos", "exclusive", "nice", "reservation", "requeue", "no-requeue", "time-min", "mail-type", "mail-user",
+                  "gpus-per-task", "gpus-per-node", "cpus-per-gpu", "mem-per-gpu", "mem-per-cpu", "gres-flags", "hint", "licenses", "tmp", "comment")
+SAFE_VALUE = re.compile(r"[A-Za-z0-9_.,:=@%+/-]*")
 DATASETS_DIR = "_datasets"  # configs/_datasets/<name>.yaml: datasets declared as data
 MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
 
@@ -234,12 +239,12 @@ def load_card(path: str | Path, configs_dir: str | Path | None = None) -> Card:
     _check_values(spec, path)
     _check_methods(spec, path)
     scaled = {scale: card.scale(scale) for scale in spec.scales}  # every scale's protocol must build
-    _check_names(card, list(scaled.values()), path)
-    for name, view in scaled.items():
+    for name, view in scaled.items():  # what the family checks first: the names below may come from it (e.g. acc_<task>)
         try:
             family.check(view)
         except ValueError as err:
             raise CardError(f"{path}: scales.{name}: {err}") from None
+    _check_names(card, list(scaled.values()), path)
     claims = [(c, _parse_claim_entry(c, i, card, list(scaled.values()), path)) for i, c in enumerate(spec.claims)]
     return dataclasses.replace(card, claims=claims)
 
@@ -455,8 +460,25 @@ def _check_values(spec: CardSchema, path: Path) -> None:
         for key, value in over.resources.items():
             where = f"scales.{scale}.resources.{key}"
             _check_choice(key, list(RESOURCES), where, "resource", path)
-            if key in ("mem_mb", "runtime", "gpu", "cpus_per_task") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise CardError(f"{path}: {where}: expected a whole number >= 0, got {_show(value)}")
+            if key in ("mem_mb", "runtime", "gpu", "cpus_per_task"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise CardError(f"{path}: {where}: expected a whole number >= 0, got {_show(value)}")
+            elif key == "slurm_extra":
+                _check_slurm_extra(value, where, path)
+            elif not isinstance(value, str) or not SAFE_VALUE.fullmatch(value):
+                raise CardError(f"{path}: {where}: expected letters, digits and _.,:=@%+/- only, got {_show(value)}")
+
+
+def _check_slurm_extra(value: Any, where: str, path: Path) -> None:
+    """`--option=value` tokens of SBATCH_OPTIONS only: the value reaches a shell on the submitting node."""
+    if not isinstance(value, str):
+        raise CardError(f"{path}: {where}: expected a string of sbatch options, got {_show(value)}")
+    for token in value.split():
+        name, _, arg = token.removeprefix("--").partition("=")
+        if not token.startswith("--") or name not in SBATCH_OPTIONS:
+            raise CardError(f"{path}: {where}: {token!r} is not an allowed sbatch option (allowed: {', '.join('--' + o for o in SBATCH_OPTIONS)})")
+        if not SAFE_VALUE.fullmatch(arg):
+            raise CardError(f"{path}: {where}: {token!r}: option values may hold letters, digits and _.,:=@%+/- only")
 
 
 def _check_methods(spec: CardSchema, path: Path) -> None:

@@ -30,28 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", type=Path, default=Path("configs"))
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("build", help="make one cached input (a card's family says what it is)")
-    _job_args(p)
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("run-cell", help="run one cell and write its record")
-    _job_args(p)
-    p.add_argument("--cell", required=True, help="<dataset>/<setting>/<method>/seed<k>")
-    p.set_defaults(func=cmd_run_cell)
-
-    p = sub.add_parser("track", help="mirror a card's records into MLflow (one run per cell, no duplicates)")
-    _card_args(p)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_track)
-
-    p = sub.add_parser("render", help="aggregate a card's records into its table and claims")
-    _card_args(p)
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("plots", help="draw a card's plots from its records")
-    _card_args(p)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_plots)
+    # the DAG's jobs (a card's builds and cells), then what reads a card's records
+    for name, func, help_, extra in (
+        ("build", cmd_build, "make one cached input (a card's family says what it is)", _job_args),
+        ("run-cell", cmd_run_cell, "run one cell and write its record", _cell_args),
+        ("track", cmd_track, "mirror a card's records into MLflow (one run per cell, no duplicates)", _out_arg),
+        ("render", cmd_render, "aggregate a card's records into its table and claims", None),
+        ("plots", cmd_plots, "draw a card's plots from its records", _out_arg),
+    ):
+        p = sub.add_parser(name, help=help_)
+        _card_args(p)
+        if extra:
+            extra(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("leaderboard", help="merge the cards that share a benchmark")
     p.add_argument("--benchmark", required=True)
@@ -78,12 +69,20 @@ def _card_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", type=Path, default=Path("results"))
 
 
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True)
+
+
 def _job_args(p: argparse.ArgumentParser) -> None:
-    """What the DAG's jobs (builds and cells) take: the card that asks, and where to write."""
-    _card_args(p)
+    """What the DAG's jobs (builds and cells) take besides the card: data, threads, where to write."""
     p.add_argument("--data-root", type=Path, default=None, help="folder with the datasets (see README: Data)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, required=True)
+    _out_arg(p)
+
+
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    _job_args(p)
+    p.add_argument("--cell", required=True, help="<dataset>/<setting>/<method>/seed<k>")
 
 
 def _set_threads(n: int) -> None:

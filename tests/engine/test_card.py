@@ -156,6 +156,10 @@ def test_names_that_reach_paths_and_commands_are_refused(write_card, name):
     ({"methods": [{"name": "tent", "params": {"lr": float("nan")}}]}, "methods[0].params.lr: expected a finite number, got nan"),
     ({"scales": {"smoke": {"resources": {"gpus": 1}}}}, "scales.smoke.resources.gpus: unknown resource 'gpus' (did you mean gpu?)"),
     ({"scales": {"smoke": {"resources": {"mem_mb": -1}}}}, "scales.smoke.resources.mem_mb: expected a whole number >= 0"),
+    ({"scales": {"full": {"resources": {"slurm_extra": "--signal=TERM@120 $(touch /tmp/x)"}}}}, "'$(touch' is not an allowed sbatch option"),
+    ({"scales": {"full": {"resources": {"slurm_extra": "--comment=`id`"}}}}, "'--comment=`id`': option values may hold"),
+    ({"scales": {"full": {"resources": {"slurm_extra": "--wrap=ls"}}}}, "'--wrap=ls' is not an allowed sbatch option"),
+    ({"scales": {"full": {"resources": {"constraint": "a100;rm -rf"}}}}, "scales.full.resources.constraint: expected letters, digits"),
     ({"scales": {"full": {"protocol": {"source_weights": "/etc/passwd"}}}}, "source_weights must be 'train' or a path under the data root"),
     ({"scales": {"full": {"protocol": {"source_weights": "../../x.pt"}}}}, "source_weights must be 'train' or a path under the data root"),
 ])

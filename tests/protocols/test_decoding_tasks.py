@@ -12,7 +12,7 @@ import yaml
 from entrobench.family import BuildRun
 from entrobench.progress import Progress
 from entrobench.protocols.decoding.family import TASKS_DIR, Protocol
-from entrobench.protocols.decoding.task_data import build_config, build_tasks, check_tasks, find_tasks
+from entrobench.protocols.decoding.task_data import build_config, build_tasks, check_tasks, find_tasks, include_paths
 
 _spec = importlib.util.spec_from_file_location("decoding_task_utils", TASKS_DIR / "utils.py")
 utils = importlib.util.module_from_spec(_spec)
@@ -35,6 +35,7 @@ def _items(out: Path, task: str) -> list[dict]:
 
 
 def _yaml(out: Path, task: str) -> dict:
+    """A built task's YAML as data (its data paths still refer to the build's folder symbolically)."""
     return yaml.safe_load(next(out.glob(f"*/{task}.yaml")).read_text().replace("!function", ""))
 
 
@@ -64,11 +65,15 @@ def test_add2_items_are_the_pairs_the_generator_drew(tmp_path):
     assert [(r["a"], r["b"]) for r in _items(tmp_path / "out", "eb_add2")] == [pairs[i] for i in picks]
 
 
-def test_yamls_get_absolute_data_paths(tmp_path):
-    build(Protocol(n_items={"eb_add2": 3}), None, tmp_path / "out")
-    files = _yaml(tmp_path / "out", "eb_add2")["dataset_kwargs"]["data_files"]
+def test_yamls_get_absolute_data_paths_where_the_build_is_read(tmp_path):
+    build(Protocol(n_items={"eb_add2": 3}), None, tmp_path / "made")
+    (tmp_path / "made").rename(tmp_path / "moved")  # builds are made aside and renamed into place
+    paths = include_paths(tmp_path / "moved", tmp_path / "scratch")
+    text = next(Path(p) / "eb_add2.yaml" for p in paths if (Path(p) / "eb_add2.yaml").is_file()).read_text()
+    files = yaml.safe_load(text.replace("!function", ""))["dataset_kwargs"]["data_files"]
     assert set(files) == {"test", "train"}
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in files.values())
+    assert all(Path(p).is_absolute() and Path(p).is_file() and "moved" in p for p in files.values())
+    assert all((Path(p) / "utils.py").is_file() for p in paths)  # the scoring the YAMLs call, beside them
 
 
 def test_max_gen_toks_caps_one_task_and_leaves_the_others(tmp_path):

@@ -8,6 +8,8 @@ scorer model), mean token entropy and the sampler's kept-set size, plus every sa
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ import torch
 from entrobench.family import CellRun
 from entrobench.models.packaged import resolve_model
 from entrobench.protocols.decoding.family import Protocol, Setting
-from entrobench.protocols.decoding.task_data import accuracy_metric, read_index
+from entrobench.protocols.decoding.task_data import accuracy_metric, include_paths, read_index
 
 # Seeds vary the sampler's draws only: every cell sees the same few-shot examples, so samplers are
 # compared on the same prompts and greedy's result cannot depend on the seed.
@@ -42,10 +44,11 @@ def run_cell(run: CellRun) -> dict:
     index = read_index(run.inputs["tasks"]) if "tasks" in run.inputs else {"include": [], "runnable": [], "skipped": {}}
     local = set(index["runnable"]) | set(index["skipped"])
     tasks = [t for t in protocol.tasks if t in index["runnable"] or t not in local]  # lm-eval's own tasks are read from its hub
-    include = [str(run.inputs["tasks"] / d) for d in index["include"]]
     run.progress.update(0, len(tasks), f"lm-eval on {', '.join(tasks)} at T {setting.temperature}")
-    manager = TaskManager(include_path=include or None, include_defaults=any(t not in local for t in tasks))
-    out = evaluate(lm, tasks, manager, seed=config["seed"], fewshot_seed=FEWSHOT_SEED, chat_template=protocol.chat_template)
+    with tempfile.TemporaryDirectory(prefix="entrobench-tasks-") as scratch:
+        include = include_paths(run.inputs["tasks"], Path(scratch)) if "tasks" in run.inputs else []
+        manager = TaskManager(include_path=include or None, include_defaults=any(t not in local for t in tasks))
+        out = evaluate(lm, tasks, manager, seed=config["seed"], fewshot_seed=FEWSHOT_SEED, chat_template=protocol.chat_template)
     metrics = task_metrics(out["results"], protocol, local)
     metrics.update(lm.token_stats())
     samples = _samples(out.get("samples", {}))

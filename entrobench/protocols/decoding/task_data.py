@@ -18,8 +18,7 @@ A task scoring `acc` gets the metric `acc_<name>` (without "eb_"). The protocol'
 takes that many items of the test split: the first ones (`metadata.select: first`), else drawn
 without replacement by the protocol's `items_seed` (never the cell's seed: every sampler and seed
 sees the same questions). The `tasks` build (build_tasks) writes the chosen items and the YAMLs
-with absolute data paths (lm-eval resolves relative ones against the working directory) once per
-protocol; every cell of the protocol reads that folder.
+once per protocol; every cell of the protocol reads that folder (include_paths).
 """
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ import yaml
 from entrobench.family import BuildRun
 
 DATA_ROOT = "DATA_ROOT/"  # prefix of an items path under the data root
+BUILD_DIR = "BUILD_DIR"  # in a built YAML: the build's folder, wherever it is when a cell reads it
 INDEX = "tasks.json"  # in the build's folder: include paths, runnable and skipped tasks
 
 
@@ -153,7 +153,8 @@ def build_tasks(run: BuildRun) -> dict:
             target = folder / f"{name}.{split}.jsonl"
             target.write_text("".join(json.dumps(r) + "\n" for r in chosen))
             entry = re.compile(rf"(?<![\w.-])({re.escape(split)}:\s*)[\"']?{re.escape(path)}[\"']?(?=\s*[,}}\n]|\s*$)")
-            text, found = entry.subn(lambda m: m.group(1) + json.dumps(str(target.resolve())), text, count=1)
+            here = f"{BUILD_DIR}/{target.relative_to(out)}"
+            text, found = entry.subn(lambda m: m.group(1) + json.dumps(here), text, count=1)
             if not found:
                 raise ValueError(f"{yaml_path}: could not find `{split}: {path}` to point it at the written items")
         if name in config["max_gen_toks"]:
@@ -167,6 +168,23 @@ def build_tasks(run: BuildRun) -> dict:
 
 def read_index(folder: Path) -> dict:
     return json.loads((folder / INDEX).read_text())
+
+
+def include_paths(folder: Path, scratch: Path) -> list[str]:
+    """The built tasks as lm-eval reads them: copies of their YAMLs (and the Python they call) in
+    `scratch`, with the items' paths made absolute. lm-eval resolves relative paths against the
+    working directory, and the build folder may have moved since it was made."""
+    paths = []
+    for name in read_index(folder)["include"]:
+        target = scratch / name
+        target.mkdir(parents=True)
+        for file in (folder / name).iterdir():
+            if file.suffix == ".yaml":
+                (target / file.name).write_text(file.read_text().replace(f'"{BUILD_DIR}/', f'"{folder.resolve()}/'))
+            elif file.suffix == ".py":
+                shutil.copy(file, target / file.name)
+        paths.append(str(target))
+    return paths
 
 
 def _read_items(path: str, here: Path, data_root: Path | None) -> list[dict]:

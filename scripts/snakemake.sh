@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# snakemake for this checkout, safe to rerun after any kill: the same command finishes the work.
+# Snakemake leaves its lock behind when it is killed (kill -9, a closed terminal, a lost node) and
+# then refuses to start until `--unlock`. We hold our own lock (flock, released by the kernel when
+# the process dies, however it dies) for as long as snakemake runs: if we get it, no snakemake of
+# ours is running here, so a Snakemake lock that is present is stale and is removed first.
+# Incomplete outputs of the killed run are rerun by the profiles' rerun-incomplete.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+mkdir -p .snakemake
+exec 9>.snakemake/entrobench-run.lock
+if ! flock -n 9; then
+    echo "snakemake.sh: another run is working in this checkout; waiting for it to finish" >&2
+    flock 9
+fi
+if [ -n "$(ls -A .snakemake/locks 2>/dev/null)" ]; then
+    echo "snakemake.sh: removing the lock a killed run left behind" >&2
+    "$VENV/bin/snakemake" --unlock "$@" >/dev/null
+fi
+exec "$VENV/bin/snakemake" "$@"
