@@ -29,7 +29,7 @@ class Resources:
     gpu_model: str = ""  # "" = whichever the cluster gives
 
     @classmethod
-    def of(cls, resources: Mapping) -> "Resources":
+    def of(cls, resources: Mapping) -> Resources:
         """From a card's `resources:` mapping (unknown keys, e.g. slurm_partition, are not costs)."""
         return cls(**{k: resources[k] for k in ("gpu", "runtime", "mem_mb", "cpus", "gpu_model") if k in resources})
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from entrobench.data.corruption_types import CORRUPTIONS, SEVERITIES
+from entrobench.data.download import CIFAR10_C_BYTES, CIFAR10_C_MD5, CIFAR10_C_URL
+from entrobench.data.sources import CIFAR10_C_DIR, CIFAR10_DIR, CIFAR10_TRAIN_BATCHES, IMAGENET_C_DIR, IMAGENET_VAL_DIR, MNIST_DIR, MNIST_FILES
 from entrobench.models import zoo
 
 DOWNLOADS = "_downloads"  # under the data root: archives and pickles while they are checked and used
@@ -72,7 +74,7 @@ class Outcome:
     message: str
 
 
-def _weights_item(weights: zoo.PublishedWeights) -> Item:
+def weights_item(weights: zoo.PublishedWeights) -> Item:
     return Item(
         name=weights.name,
         what=f"{weights.arch}/{weights.norm} source weights: {weights.source}",
@@ -96,16 +98,16 @@ CATALOG: dict[str, Item] = {
             "imagenet_c",
             "ImageNet-C (Hendrycks & Dietterich 2019): 15 corruptions x 5 severities of the 50,000 validation images, "
             "224 x 224 JPEGs, about 66 GB in 4 archives",
-            tuple(f"ImageNet-C/{c}/{s}" for c in CORRUPTIONS for s in SEVERITIES),
+            tuple(f"{IMAGENET_C_DIR}/{c}/{s}" for c in CORRUPTIONS for s in SEVERITIES),
             tuple(Download(f"https://zenodo.org/record/2235448/files/{t}.tar", f"{DOWNLOADS}/ImageNet-C-{t}.tar", f"md5:{m}")
                   for t, m in IMAGENET_C_TARS.items()),
-            unpack_to="ImageNet-C",
+            unpack_to=IMAGENET_C_DIR,
             lift=tuple(CORRUPTIONS),
         ),
         Item(
             "imagenet_val",
             "ImageNet (ILSVRC2012) validation set, the clean images EATA's Fisher information is computed on",
-            ("imagenet/val",),
+            (str(IMAGENET_VAL_DIR),),
             manual=(
                 "needs an ImageNet account: download ILSVRC2012_img_val.tar (6.3 GB, MD5 29b22e2961454d5413ddabcf34fc5622) "
                 "from image-net.org and sort its 50,000 JPEGs into one folder per class (wnid, e.g. with the devkit's "
@@ -115,16 +117,14 @@ CATALOG: dict[str, Item] = {
         Item(
             "cifar10_c",
             "CIFAR-10-C (Hendrycks & Dietterich 2019), Zenodo record 2535967: 15 corruptions x 5 severities as .npy",
-            tuple(f"CIFAR-10-C/{c}.npy" for c in CORRUPTIONS) + ("CIFAR-10-C/labels.npy",),
-            (Download("https://zenodo.org/record/2535967/files/CIFAR-10-C.tar", f"{DOWNLOADS}/CIFAR-10-C.tar",
-                      "md5:56bf5dcef84df0e2308c6dcbcbbd8499", 2_918_471_680),),
+            tuple(f"{CIFAR10_C_DIR}/{c}.npy" for c in (*CORRUPTIONS, "labels")),
+            (Download(CIFAR10_C_URL, f"{DOWNLOADS}/CIFAR-10-C.tar", f"md5:{CIFAR10_C_MD5}", CIFAR10_C_BYTES),),
             unpack_to="",
         ),
         Item(
             "cifar10",
             "CIFAR-10, python release (Krizhevsky 2009): the clean images (EATA's Fisher)",
-            tuple(f"cifar-10-batches-py/{b}" for b in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
-                                                      "data_batch_5", "test_batch")),
+            tuple(f"{CIFAR10_DIR}/{b}" for b in (*CIFAR10_TRAIN_BATCHES, "test_batch")),
             (Download("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", f"{DOWNLOADS}/cifar-10-python.tar.gz",
                       "md5:c58f30108f718f92721af3b95e74349a", 170_498_071),),
             unpack_to="",
@@ -132,13 +132,11 @@ CATALOG: dict[str, Item] = {
         Item(
             "mnist_test",
             "MNIST test set (LeCun et al.), the smoke scale's images; MD5s as torchvision pins them",
-            ("mnist_test/t10k-images-idx3-ubyte.gz", "mnist_test/t10k-labels-idx1-ubyte.gz"),
-            (Download("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
-                      "mnist_test/t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"),
-             Download("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
-                      "mnist_test/t10k-labels-idx1-ubyte.gz", "md5:ec29112dd5afa0611ce80d1b7f02629c")),
+            tuple(f"{MNIST_DIR}/{f}" for f in MNIST_FILES),
+            tuple(Download(f"https://ossci-datasets.s3.amazonaws.com/mnist/{f}", f"{MNIST_DIR}/{f}", f"md5:{md5}")
+                  for f, md5 in zip(MNIST_FILES, ("9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"))),
         ),
-        *(_weights_item(w) for w in zoo.PUBLISHED.values()),
+        *(weights_item(w) for w in zoo.PUBLISHED.values()),
     )
 }
 

@@ -83,7 +83,7 @@ def crop_offsets(width: int, height: int, crop: int) -> tuple[int, int]:
     negative where the image is smaller, by the (crop - side) // 2 that torchvision pads before it."""
 
     def offset(side: int) -> int:
-        return -((crop - side) // 2) if crop > side else int(round((side - crop) / 2.0))
+        return -((crop - side) // 2) if crop > side else round((side - crop) / 2.0)
 
     return offset(width), offset(height)
 

@@ -320,7 +320,7 @@ def read_checkpoint(path: Path, layout: str) -> dict[str, torch.Tensor]:
     try:
         with torch.serialization.safe_globals(_NUMPY_SCALARS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several kinds for a bad file; one line names it
+    except Exception as err:  # torch raises several kinds for a bad file; one line names it
         first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise WeightsError(f"{path}: not a checkpoint torch.load(weights_only=True) can read ({first[:200]})") from err
     if layout == "robustbench":

@@ -119,7 +119,7 @@ class _RangeServer(http.server.BaseHTTPRequestHandler):
     ranges: list[str] = []
     html = False
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):  # http.server calls it by this name
         asked = self.headers.get("Range")
         type(self).ranges.append(asked)
         start = int(asked.removeprefix("bytes=").rstrip("-")) if asked else 0

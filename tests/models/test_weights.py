@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from entrobench.models import zoo
-from entrobench.stage import _weights_item, stage
+from entrobench.stage import weights_item, stage
 
 
 def _random_state(arch: str, norm: str, n_classes: int) -> dict[str, torch.Tensor]:
@@ -44,10 +45,10 @@ def _published_file(tmp_path, w: zoo.PublishedWeights) -> tuple[str, dict[str, t
 
 def _stage(tmp_path, weights: zoo.PublishedWeights, pin: bool):
     url, state = _published_file(tmp_path, weights)
-    sha = hashlib.sha256(open(url.removeprefix("file://"), "rb").read()).hexdigest()
+    sha = hashlib.sha256(Path(url.removeprefix("file://")).read_bytes()).hexdigest()
     weights = dataclasses.replace(weights, url=url, checksum=f"sha256:{sha}" if pin else "")
     root = tmp_path / "data"
-    (outcome,) = stage([_weights_item(weights)], root, log=lambda m: None)
+    (outcome,) = stage([weights_item(weights)], root, log=lambda m: None)
     return root, state, outcome, sha
 
 
@@ -117,7 +118,7 @@ def test_bn_weights_in_place_of_gn_weights_are_refused_when_staging(tmp_path, sm
     # the mistake of issue 17 (BatchNorm ResNet-50 weights for the GroupNorm setting), on the small CNN
     url, _ = _published_file(tmp_path, SMALL["bn"])
     weights = dataclasses.replace(SMALL["gn"], url=url, download=SMALL["bn"].download)
-    (outcome,) = stage([_weights_item(weights)], tmp_path / "data", log=lambda m: None)
+    (outcome,) = stage([weights_item(weights)], tmp_path / "data", log=lambda m: None)
     assert outcome.status == "failed" and "\n" not in outcome.message
     assert outcome.message.endswith(
         "small_bn.pth: not small_cnn/gn weights (0 keys missing, e.g. []; 9 unexpected, "
