@@ -134,7 +134,7 @@ def main() -> None:
     in_memory = args.sizes if args.in_memory_sizes is None else args.in_memory_sizes
     for n in args.sizes:
         t0 = time.perf_counter()
-        folder = write_fake_imagenet_c(args.tree_dir / str(n), n)
+        folder = write_fake_imagenet_c(args.tree_dir / str(n), n, processes=os.cpu_count() or 1)
         print(f"tree of {n} JPEGs at {folder} ({time.perf_counter() - t0:.0f} s)", flush=True)
         for loader in ["streaming"] + (["in_memory"] if n in in_memory else []):
             cmd = [sys.executable, __file__, "--run", loader, "--folder", str(folder), "--workers", str(args.workers), "--batch", str(args.batch)]

@@ -330,10 +330,9 @@ def read_checkpoint(path: Path, layout: str) -> dict[str, torch.Tensor]:
     return dict(checkpoint)
 
 
-def check_state_dict(state: Mapping[str, torch.Tensor], weights: PublishedWeights, where: str) -> None:
-    """Keys and shapes must be those of build_model(weights.arch, weights.norm, weights.n_classes)."""
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
-        expected = {k: v.shape for k, v in build_model(weights.arch, weights.norm, weights.n_classes, 3).state_dict().items()}
+def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module, weights: PublishedWeights, where: str) -> None:
+    """Keys and shapes of `state` must be those of `model` (built as `weights` says): one line if not."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
     missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
     if missing or unexpected:
         raise WeightsError(
@@ -350,7 +349,7 @@ def convert_checkpoint(source: Path, weights: PublishedWeights, data_root: Path,
     from safetensors.torch import save_file
 
     state = read_checkpoint(source, weights.layout)
-    check_state_dict(state, weights, str(source))
+    check_state_dict(state, build_model(weights.arch, weights.norm, weights.n_classes, 3), weights, str(source))
     out = Path(data_root) / weights.path
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -376,9 +375,7 @@ def load_weights(data_root: Path | None, name: str) -> dict[str, torch.Tensor]:
     actual = file_sha256(path)
     if actual != recorded:
         raise WeightsError(f"{path}: sha256 {actual[:16]}... differs from {recorded[:16]}... recorded when it was staged; stage it again")
-    state = load_file(str(path))
-    check_state_dict(state, PUBLISHED[name], str(path))
-    return state
+    return load_file(str(path))
 
 
 def load_source_model(data_root: Path | None, name: str) -> nn.Module:
@@ -386,6 +383,7 @@ def load_source_model(data_root: Path | None, name: str) -> nn.Module:
     state = load_weights(data_root, name)
     weights = PUBLISHED[name]
     model = build_model(weights.arch, weights.norm, weights.n_classes, 3)
+    check_state_dict(state, model, weights, str(Path(data_root) / weights.path))
     model.load_state_dict(state, strict=True)
     return model.eval()
 
