@@ -17,12 +17,25 @@ forward, so the data readers (entrobench.data.sources) never do.
   of every BatchNorm, so no running statistics). The ImageNet mean/std normalization sits in
   forward as non-persistent buffers: absent from the state dict, so published weights load with
   strict=True, and the model takes [0, 1] images like the others.
+
+Published source weights (`PUBLISHED`, chosen per architecture and norm by `published_weights`):
+torchvision's ResNet-50 IMAGENET1K_V1 for "bn", timm's resnet50_gn for "gn", RobustBench's
+"Standard" WRN-28-10. Each is a pickle as published; `convert_checkpoint` reads it once, on the
+staging node (entrobench/stage.py), with torch.load(weights_only=True), unwraps it, checks its
+keys and shapes against `build_model`, and writes <data_root>/models/<name>.safetensors with a
+JSON beside it (its sha256, the source URL and the source file's sha256). A cell reads only that:
+`load_weights` checks the sha256, `load_source_model` builds the model and loads it strictly.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -218,3 +231,163 @@ def robustbench_state_dict(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     either loads into build_model("resnet50", ...) through this function with strict=True."""
     state = checkpoint.get("state_dict", checkpoint)
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+# --- published source weights -----------------------------------------------------------------------
+
+MODELS_DIR = "models"  # under the data root
+
+
+class WeightsError(ValueError):
+    """A weights file that is missing, altered or of another layout; the message is one line."""
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    name: str  # <data_root>/models/<name>.safetensors once staged
+    arch: str  # build_model name
+    norm: str
+    n_classes: int
+    url: str
+    download: str  # the published file's name
+    checksum: str  # "sha256:<hex>" (full), "sha256-prefix:<hex>" (what the publisher's file name pins), "" (none published)
+    layout: str  # "state_dict": a plain state dict; "robustbench": {"state_dict": ...} with "module." prefixes
+    source: str  # who publishes it, and what the checksum rests on
+
+    @property
+    def path(self) -> str:
+        """Where the staged file lives, relative to the data root."""
+        return f"{MODELS_DIR}/{self.name}.safetensors"
+
+
+PUBLISHED = {
+    w.name: w
+    for w in (
+        PublishedWeights(
+            "resnet50_bn_torchvision_v1", "resnet50", "bn", 1000,
+            "https://download.pytorch.org/models/resnet50-0676ba61.pth", "resnet50-0676ba61.pth",
+            "sha256-prefix:0676ba61", "state_dict",
+            "torchvision ResNet50_Weights.IMAGENET1K_V1 (top-1 76.13; not V2). The authors' models/Res.py loads "
+            "resnet50-19c8e357.pth, the legacy URL of V1 (not compared byte for byte here); torchvision pins the "
+            "first 8 hex of the file's sha256 in its name",
+        ),
+        PublishedWeights(
+            "resnet50_gn_timm", "resnet50", "gn", 1000,
+            "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-rsb-weights/resnet50_gn_a1h2-8fe6c4d0.pth",
+            "resnet50_gn_a1h2-8fe6c4d0.pth",
+            "sha256:8fe6c4d08094e791f17c7835e1bdd3a64fccc0b849bfc1ea339b3bbf372fac85", "state_dict",
+            "timm's resnet50_gn (resnet50_gn.a1h_in1k), which SAR's and DeYO's code create; timm pins the first 8 hex "
+            "in the name, the full sha256 is a third party's measurement that agrees with them",
+        ),
+        PublishedWeights(
+            "wrn28_10_robustbench_standard", "wrn28_10", "bn", 10,
+            "https://drive.usercontent.google.com/download?id=1t98aEuzeTL8P7Kpd5DIrCoCL21BNZUhC&export=download&confirm=t",
+            "Standard.pt", "", "robustbench",
+            "RobustBench cifar10 'Standard' (Google Drive id 1t98aEuzeTL8P7Kpd5DIrCoCL21BNZUhC); RobustBench publishes "
+            "no checksum, so staging records the sha256 it downloaded and every later load checks against that",
+        ),
+    )
+}
+# The weights a setting's norm selects: a GroupNorm setting gets GroupNorm weights.
+DEFAULT_WEIGHTS = {
+    ("resnet50", "bn"): "resnet50_bn_torchvision_v1",
+    ("resnet50", "gn"): "resnet50_gn_timm",
+    ("wrn28_10", "bn"): "wrn28_10_robustbench_standard",
+}
+
+
+def published_weights(arch: str, norm: str) -> PublishedWeights:
+    """The published weights for a model built as build_model(arch, norm, ...)."""
+    try:
+        return PUBLISHED[DEFAULT_WEIGHTS[arch, norm]]
+    except KeyError:
+        known = ", ".join(f"{a}/{n}" for a, n in DEFAULT_WEIGHTS)
+        raise WeightsError(f"no published weights for {arch} with norm {norm!r} (known: {known})") from None
+
+
+# Old checkpoints may carry numpy scalars beside the tensors (a "best_prec1" of training): allow
+# only what rebuilds such scalars, nothing that can run code.
+_NUMPY_SCALARS = [np.dtype, *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32"))]
+try:
+    from numpy._core.multiarray import scalar as _np_scalar
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import scalar as _np_scalar
+_NUMPY_SCALARS += [_np_scalar, (_np_scalar, "numpy.core.multiarray.scalar"), (_np_scalar, "numpy._core.multiarray.scalar")]
+
+
+def read_checkpoint(path: Path, layout: str) -> dict[str, torch.Tensor]:
+    """The state dict in a published pickle, read without running code (weights_only=True)."""
+    try:
+        with torch.serialization.safe_globals(_NUMPY_SCALARS):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several kinds for a bad file; one line names it
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path}: not a checkpoint torch.load(weights_only=True) can read ({first[:200]})") from err
+    if layout == "robustbench":
+        checkpoint = robustbench_state_dict(checkpoint)
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors ({layout} layout), got {type(checkpoint).__name__}")
+    return dict(checkpoint)
+
+
+def check_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module, weights: PublishedWeights, where: str) -> None:
+    """Keys and shapes of `state` must be those of `model` (built as `weights` says): one line if not."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing or unexpected:
+        raise WeightsError(
+            f"{where}: not {weights.arch}/{weights.norm} weights ({len(missing)} keys missing, e.g. "
+            f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]})"
+        )
+    wrong = [k for k in expected if tuple(state[k].shape) != tuple(expected[k])]
+    if wrong:
+        raise WeightsError(f"{where}: {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, {weights.arch} expects {tuple(expected[wrong[0]])}")
+
+
+def convert_checkpoint(source: Path, weights: PublishedWeights, data_root: Path, source_sha256: str) -> Path:
+    """Once, when staging: the published pickle -> <data_root>/models/<name>.safetensors + .json."""
+    from safetensors.torch import save_file
+
+    state = read_checkpoint(source, weights.layout)
+    check_state_dict(state, build_model(weights.arch, weights.norm, weights.n_classes, 3), weights, str(source))
+    out = Path(data_root) / weights.path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    meta = {"name": weights.name, "arch": weights.arch, "norm": weights.norm, "n_classes": weights.n_classes,
+            "sha256": file_sha256(tmp), "url": weights.url, "source_file": weights.download, "source_sha256": source_sha256}
+    tmp.replace(out)
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return out
+
+
+def load_weights(data_root: Path | None, name: str) -> dict[str, torch.Tensor]:
+    """A staged state dict, checked against the sha256 recorded when it was staged."""
+    from safetensors.torch import load_file
+
+    if name not in PUBLISHED:
+        raise WeightsError(f"unknown weights {name!r} (expected one of: {', '.join(PUBLISHED)})")
+    path = Path(data_root or "") / PUBLISHED[name].path
+    meta_path = path.with_suffix(".json")
+    if data_root is None or not path.is_file() or not meta_path.is_file():
+        raise WeightsError(f"{path}: not staged (run `python -m entrobench.stage {name} --data-root {data_root}` on a node with internet)")
+    recorded = json.loads(meta_path.read_text())["sha256"]
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise WeightsError(f"{path}: sha256 {actual[:16]}... differs from {recorded[:16]}... recorded when it was staged; stage it again")
+    return load_file(str(path))
+
+
+def load_source_model(data_root: Path | None, name: str) -> nn.Module:
+    """The published model `name`, built and loaded strictly, in eval mode."""
+    state = load_weights(data_root, name)
+    weights = PUBLISHED[name]
+    model = build_model(weights.arch, weights.norm, weights.n_classes, 3)
+    check_state_dict(state, model, weights, str(Path(data_root) / weights.path))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

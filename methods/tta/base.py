@@ -22,6 +22,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 NORM_LAYERS = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)  # layers whose affine weight/bias TTA adapts
 OPTIMIZERS = ("sgd", "adam")
+# SAR's and DeYO's reference code (collect_params) leaves the top of the network as the source
+# model has it, by module name: a module whose name contains one of these, or is "norm" (a
+# ViT's final norm). On torchvision's / timm's ResNet-50 that is layer4 (10 of its 53 norm layers,
+# 20 of 106 affine tensors); on ViT-Base, blocks 9-11 and the final norm. Names are matched as
+# the reference does, by substring, so a model without such names (the small CNN, WRN-28-10)
+# has every norm layer adapted.
+TOP_LAYER_NAMES = ("layer4", "blocks.9", "blocks.10", "blocks.11", "norm.")
 
 
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -30,13 +37,21 @@ def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
 
 
-def norm_affine_params(model: nn.Module) -> list[nn.Parameter]:
-    """The affine scale and shift (weight, bias) of every BatchNorm, GroupNorm and LayerNorm."""
+def norm_affine_params(model: nn.Module, skip_top_layers: bool = False) -> list[nn.Parameter]:
+    """The affine scale and shift (weight, bias) of every BatchNorm, GroupNorm and LayerNorm;
+    with skip_top_layers, not of those in the top layers SAR and DeYO leave alone (TOP_LAYER_NAMES)."""
     params = []
-    for module in model.modules():
+    for name, module in model.named_modules():
+        if skip_top_layers and is_top_layer(name):
+            continue
         if isinstance(module, NORM_LAYERS):
             params += [p for p in (module.weight, module.bias) if p is not None]
     return params
+
+
+def is_top_layer(module_name: str) -> bool:
+    """True for a module SAR's and DeYO's collect_params skip (see TOP_LAYER_NAMES)."""
+    return module_name == "norm" or any(part in module_name for part in TOP_LAYER_NAMES)
 
 
 def has_batch_norm(model: nn.Module) -> bool:
@@ -99,13 +114,14 @@ class TTAMethod:
         self.last_stats: dict = {}
         self._saved: tuple[dict, dict | None] | None = None
 
-    def adapt_norm_affine(self, params: OptimizerParams) -> list[nn.Parameter]:
+    def adapt_norm_affine(self, params: OptimizerParams, skip_top_layers: bool = False) -> list[nn.Parameter]:
         """The configuration Tent introduced and EATA, SAR and DeYO reuse: BatchNorm normalizes
         with test-batch statistics, only the norm layers' affine weight/bias require grad, and
-        the optimizer sees only those."""
+        the optimizer sees only those. skip_top_layers: SAR's and DeYO's choice of those layers
+        (every BatchNorm still normalizes with the test batch, top layers included, as there)."""
         use_test_batch_statistics(self.model)
         self.model.requires_grad_(False)
-        trainable = norm_affine_params(self.model)
+        trainable = norm_affine_params(self.model, skip_top_layers)
         if not trainable:
             raise ValueError(f"{type(self).__name__}: the model has no BatchNorm/GroupNorm/LayerNorm affine parameters to adapt")
         for p in trainable:

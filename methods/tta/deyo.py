@@ -17,13 +17,19 @@ Where the reference code, not the paper text, decided:
 - only the samples that pass the entropy filter are shuffled and re-predicted; the shuffled
   batch is normalized with its own BatchNorm statistics;
 - an image whose side is not a multiple of patch_len is resized (bilinear) to the nearest
-  smaller multiple, shuffled and resized back; 28 and 32 px images need no resizing;
+  smaller multiple, shuffled and resized back (torchvision's Resize on a tensor batch); 224,
+  32 and 28 px images at patch_len 4 need no resizing, so `antialias` matters only for other
+  sides or patch counts. The reference's environment.yaml pins torchvision 0.11.2, whose
+  tensor Resize does not antialias (antialias=None meant False until torchvision 0.17, which
+  made True the default): False, the default here, is what produced the paper's numbers; True
+  is the same code run under torchvision >= 0.17;
+- the norm layers adapted are the reference's collect_params choice, shared with SAR
+  (skip_top_layers; see methods/tta/sar.py): 86 of ResNet-50's 106 norm affine tensors, all
+  of the small CNN's and WRN-28-10's;
 - reweight_ent / reweight_plpd scale the two terms of alpha (the code's 0/1 ablation switches).
 Choices of this implementation:
 - only the default object-destructive transformation (patch shuffling) is implemented; the
   code's pixel-shuffle and occlusion ablations are not;
-- every norm layer is adapted; the reference freezes the last ResNet/ViT stage by module name
-  (see methods/tta/sar.py), which the small models here do not have;
 - randomness comes only from torch's global CPU generator, so a seed fixes the shuffles on
   every device.
 """
@@ -39,22 +45,23 @@ from methods.registry import register
 from methods.tta.base import OptimizerParams, TTAMethod, softmax_entropy
 
 
-def shuffle_patches(x: torch.Tensor, grid: int) -> torch.Tensor:
+def shuffle_patches(x: torch.Tensor, grid: int, antialias: bool = False) -> torch.Tensor:
     """Cut each image of x (B, ch, H, W) into grid x grid patches and permute them at random,
-    a fresh permutation per image. Shape is preserved."""
+    a fresh permutation per image. Shape is preserved; a side that is not a multiple of grid
+    is resized (bilinear, antialiased or not) to one and back."""
     b, ch, height, width = x.shape
     ph, pw = height // grid, width // grid  # patch size in pixels
     if ph == 0 or pw == 0:
         raise ValueError(f"DeYO: a {height}x{width} image cannot be cut into {grid}x{grid} patches (lower patch_len)")
     resized = (ph * grid, pw * grid) != (height, width)
     if resized:
-        x = F.interpolate(x, size=(ph * grid, pw * grid), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(ph * grid, pw * grid), mode="bilinear", align_corners=False, antialias=antialias)
     patches = x.reshape(b, ch, grid, ph, grid, pw).permute(0, 2, 4, 1, 3, 5).reshape(b, grid * grid, ch, ph, pw)
     order = torch.argsort(torch.rand(b, grid * grid), dim=1).to(x.device)  # CPU generator: same on any device
     patches = patches[torch.arange(b, device=x.device)[:, None], order]
     x = patches.reshape(b, grid, grid, ch, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, ch, grid * ph, grid * pw)
     if resized:
-        x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=antialias)
     return x
 
 
@@ -68,10 +75,12 @@ class DeYO(TTAMethod):
         patch_len: int = 4  # patches per image side for the shuffle (4 -> 16 patches), any image size (Eq. 7)
         reweight_ent: float = 1.0  # weight of the entropy term 1/exp(E - Ent_0) in alpha (Eq. 10)
         reweight_plpd: float = 1.0  # weight of the PLPD term 1/exp(-PLPD) in alpha (Eq. 10)
+        antialias: bool = False  # antialias the shuffle's resize (torchvision >= 0.17's Resize; the authors' 0.11.2 did not)
+        skip_top_layers: bool = True  # leave layer4 (ResNet) / blocks 9-11 (ViT) as the reference does; False: every norm layer
 
     def __init__(self, model: torch.nn.Module, params: "DeYO.Params", n_classes: int):
         super().__init__(model, params, n_classes)
-        self.adapt_norm_affine(params)
+        self.adapt_norm_affine(params, params.skip_top_layers)
         self.ent_margin = params.deyo_margin_frac * math.log(n_classes)  # nats
         self.e0 = params.e0_frac * math.log(n_classes)  # nats
         self.save_state()
@@ -80,7 +89,7 @@ class DeYO(TTAMethod):
     def plpd(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """PLPD (Eq. 7) of images x (K, ch, H, W) whose softmax is probs (K, C) -> (K,)."""
         y_hat = probs.argmax(1, keepdim=True)
-        probs_shuffled = self.model(shuffle_patches(x, self.params.patch_len)).softmax(1)
+        probs_shuffled = self.model(shuffle_patches(x, self.params.patch_len, self.params.antialias)).softmax(1)
         return (probs.gather(1, y_hat) - probs_shuffled.gather(1, y_hat)).squeeze(1)
 
     def sample_weight(self, entropy: torch.Tensor, plpd: torch.Tensor) -> torch.Tensor:

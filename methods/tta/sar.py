@@ -19,11 +19,14 @@ Where the reference code, not the paper text, decided:
   below E0, and e_m is updated only when that set is non-empty;
 - after a recovery e_m is kept, so recovery repeats until the average climbs back above
   e_0 (reset() between domains does clear it, as the reference's reset() does).
+- the norm layers adapted are the reference's collect_params choice (skip_top_layers): not
+  those of a ResNet's layer4, nor a ViT-Base's blocks 9-11 and final norm, matched by module
+  name (methods/tta/base.py: TOP_LAYER_NAMES). On ResNet-50 that adapts 86 of the 106 norm
+  affine tensors; the small CNN and WRN-28-10 have no such names, so all of theirs are adapted.
+  Their BatchNorms still normalize with test-batch statistics, as in the reference.
 Choices of this implementation:
 - a batch with no reliable sample, or none left after the second filter, makes no optimizer
-  step (the reference steps with zero gradients, which still moves weights by SGD momentum);
-- every norm layer is adapted; the reference freezes the last stage of a ResNet (layer4) and
-  of a ViT (blocks 9-11, final norm) by module name, which the small models here do not have.
+  step (the reference steps with zero gradients, which still moves weights by SGD momentum).
 """
 from __future__ import annotations
 
@@ -45,10 +48,11 @@ class SAR(TTAMethod):
         rho: float = 0.05  # radius of the sharpness neighbourhood, L2 norm over adapted parameters (Eq. 3, 4)
         reset_constant: float = 0.2  # e_0 in nats: recover when the loss moving average falls below it
         ema_decay: float = 0.9  # weight of the past in the loss moving average e_m
+        skip_top_layers: bool = True  # leave layer4 (ResNet) / blocks 9-11 (ViT) as the reference does; False: every norm layer
 
     def __init__(self, model: torch.nn.Module, params: "SAR.Params", n_classes: int):
         super().__init__(model, params, n_classes)
-        self.trainable = self.adapt_norm_affine(params)
+        self.trainable = self.adapt_norm_affine(params, params.skip_top_layers)
         self.e0 = params.e0_frac * math.log(n_classes)  # nats
         self.loss_ema: float | None = None  # e_m
         self.save_state()

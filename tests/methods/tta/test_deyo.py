@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from methods.tta.base import norm_affine_params
 from methods.tta.deyo import DeYO, shuffle_patches
@@ -79,3 +80,26 @@ def test_deyo_entropy_filter_drops_uncertain_samples():
     method = DeYO(build_cnn("gn", logit_scale=0.01), DeYO.Params(plpd_threshold=-2.0), n_classes=C)  # near-uniform predictions
     method.adapt(build_images(8))
     assert method.last_stats["reliable_frac"] == 0.0 and method.last_stats["backward_passes"] == 0
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_shuffle_patches_resizes_down_to_a_multiple_and_back_with_the_antialias_flag(antialias):
+    x = torch.rand(2, 3, 30, 30)  # 30 = 4 x 7 + 2: resized to 28, shuffled, resized back
+    torch.manual_seed(3)
+    got = shuffle_patches(x, 4, antialias)
+    resize = dict(mode="bilinear", align_corners=False, antialias=antialias)
+    torch.manual_seed(3)
+    expected = F.interpolate(shuffle_patches(F.interpolate(x, size=(28, 28), **resize), 4), size=(30, 30), **resize)
+    assert torch.allclose(got, expected, atol=1e-6)
+    torch.manual_seed(3)
+    assert not torch.allclose(shuffle_patches(x, 4, not antialias), got, atol=1e-3)  # the flag matters on noise
+
+
+def test_shuffle_patches_resize_is_torchvisions_tensor_resize():
+    transforms = pytest.importorskip("torchvision.transforms", reason="torchvision is not installed beside this torch")
+    x = torch.rand(2, 3, 30, 30)
+    for antialias in (False, True):
+        resize = dict(mode="bilinear", align_corners=False, antialias=antialias)
+        ours = F.interpolate(x, size=(28, 28), **resize)
+        theirs = transforms.Resize((28, 28), antialias=antialias)(x)  # DeYO's resize_t
+        assert torch.allclose(ours, theirs, atol=1e-6)
