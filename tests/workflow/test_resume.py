@@ -79,8 +79,8 @@ def test_source_training_resumes_bitwise(done_once, sig):
     assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
     assert not out.exists()
     assert subprocess.run(cmd, cwd=work, capture_output=True).returncode == 0
-    reference = torch.load(work / inputs["source"], weights_only=False)
-    resumed = torch.load(out, weights_only=False)
+    reference = torch.load(work / inputs["source"], weights_only=True)
+    resumed = torch.load(out, weights_only=True)
     assert resumed["train_loss_curve"] == reference["train_loss_curve"]
     assert all(torch.equal(resumed["state_dict"][k], v) for k, v in reference["state_dict"].items()), f"killed after {kill_at} saves"
     assert not list(work.glob(f".{out.name}.ckpt*")), "checkpoint left after the model was written"

@@ -111,7 +111,7 @@ def run_cell(config: dict, inputs: dict[str, Path], data_root: Path | None, meth
     reason = _unavailable({"model": protocol.model, "dataset": config["dataset"]})
     if reason:
         raise Skip(reason)
-    start = torch.load(inputs["warmup"], map_location="cpu", weights_only=False)
+    start = torch.load(inputs["warmup"], map_location="cpu", weights_only=True)
     if start["status"] != "ok":
         raise Skip(start["reason"])
     warnings = [w for w in [method_cls.schedule_warning(protocol.ppo_epochs, protocol.minibatches)] if w]

@@ -111,7 +111,7 @@ def test_tiny_chat_cell_through_the_command_line(tmp_path, tiny_chat_lm, monkeyp
 
     warm = tmp_path / "warmup.pt"
     assert cli.main(["train-warmup", *common, "--dataset", "addition_chat", "--out", str(warm)]) == 0
-    start = torch.load(warm, weights_only=False)
+    start = torch.load(warm, weights_only=True)
     assert start["status"] == "ok" and start["steps"] == 0 and "state_dict" not in start
     assert set(start["eval"]) == {"accuracy", "pass_at_1", "pass_at_2", "maj_at_2"}
 

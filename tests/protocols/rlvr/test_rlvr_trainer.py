@@ -38,7 +38,7 @@ def warm(tiny, tmp_path_factory):
 def _trainer(tiny, warm_path, method: str, seed: int = 0, **protocol_changes) -> GRPOTrainer:
     protocol = dataclasses.replace(tiny.protocol, **protocol_changes)
     task = Addition(protocol.digits, protocol.held_out)
-    start = torch.load(warm_path, weights_only=False)
+    start = torch.load(warm_path, weights_only=True)
     policy, reference = (build_policy(protocol.n_layer, protocol.d_model, protocol.n_head, task.prompt_len + task.answer_len, 0) for _ in range(2))
     policy.load_state_dict(start["state_dict"])
     reference.load_state_dict(start["state_dict"])
@@ -49,7 +49,7 @@ def _trainer(tiny, warm_path, method: str, seed: int = 0, **protocol_changes) ->
 
 
 def test_warmup_reaches_a_policy_that_sometimes_answers_right(warm):
-    meta = torch.load(warm, weights_only=False)
+    meta = torch.load(warm, weights_only=True)
     assert meta["status"] == "ok" and meta["steps"] >= 20
     assert 0 < meta["eval"]["pass_at_4"] <= 1  # something to reinforce
 
