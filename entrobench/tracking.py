@@ -181,6 +181,7 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a server's client prints a link per run otherwise
     return MlflowClient(tracking_uri=uri)
 
 
@@ -233,7 +234,7 @@ def _lock_file(uri: str) -> Path | None:
     if db is not None:
         return db.with_name(f"{db.name}.lock")
     parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
+    if parsed.scheme in ("", "file") and not uri.startswith("databricks"):  # bare "databricks" names a workspace, not a folder
         return Path(parsed.path if parsed.scheme else uri) / ".entrobench.lock"
     return None
 

@@ -145,3 +145,15 @@ def test_a_shared_sqlite_store_is_locked_beside_its_file_with_artifacts_beside_i
     assert (shared / "runs.db.lock").is_file() and not (tmp_path / "a" / ".mlflow.lock").exists()
     assert len(list((shared / "mlartifacts" / card.id).rglob("*.json"))) == 10
     assert not (tmp_path / "a" / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("uri,lock", [
+    ("sqlite:////shared/runs/mlflow.db", "/shared/runs/mlflow.db.lock"),
+    ("sqlite:///rel/mlflow.db?timeout=30", "rel/mlflow.db.lock"),
+    ("file:///shared/mlruns", "/shared/mlruns/.entrobench.lock"),
+    ("http://127.0.0.1:5000", None),
+    ("databricks", None),
+    ("postgresql://host/db", None),
+])
+def test_local_stores_are_locked_beside_themselves_and_servers_not_at_all(uri, lock):
+    assert tracking._lock_file(uri) == (Path(lock) if lock else None)
