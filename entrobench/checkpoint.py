@@ -20,6 +20,12 @@ steps. A save is a `torch.save` of {step, state, RNG states} to a temp file rena
 checkpoint: a kill at any moment (SIGKILL included) leaves the previous checkpoint or the new
 one, never half of one. Resuming is bitwise on CPU when the state holds everything the
 remaining steps read: weights, optimizer and scheduler, running sums, the data order.
+
+The state holds data only: tensors, numbers, strings, None, and lists, tuples and dicts of them
+(state_dict()s are). It is read back with `torch.load(weights_only=True)`, which builds no other
+object and runs no code, so a checkpoint on a shared filesystem cannot run code in the job that
+resumes from it. A checkpoint that cannot be read back so (damaged, or from an older version
+that pickled objects) is named in one line, deleted, and the loop starts over.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ import numpy as np
 import torch
 
 from entrobench.hashing import content_hash
+from entrobench.record import file_mode
 
 EVERY_ENV = "ENTROBENCH_CHECKPOINT_EVERY"  # overrides every loop's save interval (tests use 1)
 TERMINATED = 128 + signal.SIGTERM  # the shell's code for death by SIGTERM: Snakemake and SLURM see a failed job
@@ -90,18 +97,26 @@ class Checkpoint:
         Tensors come back on the device they were saved from (a GPU job resumes on a GPU)."""
         if self.path is None or not self.path.is_file():
             return None
-        saved = torch.load(self.path, weights_only=False)
-        if saved["fingerprint"] != self.fingerprint:
+        try:
+            saved = torch.load(self.path, weights_only=True)
+            fingerprint, step, rng, state = saved["fingerprint"], int(saved["step"]), saved["rng"], saved["state"]
+            rng_states = (rng["torch"], _numpy_rng(rng["numpy"]), _python_rng(rng["python"]))
+        except Exception as err:  # noqa: BLE001 -- damaged, truncated, or pickled objects from before: worthless either way
+            cause = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            print(f"checkpoint: {self.path} is unreadable ({cause}); discarding it and starting over", file=self.log, flush=True)
+            self.discard()
+            return None
+        if fingerprint != self.fingerprint:
             print(f"checkpoint: {self.path} was saved by another config or code version; starting over", file=self.log, flush=True)
             return None
-        torch.set_rng_state(saved["rng"]["torch"])
-        np.random.set_state(saved["rng"]["numpy"])
-        random.setstate(saved["rng"]["python"])
-        if saved["rng"].get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-        self.start = saved["step"] + 1
+        torch.set_rng_state(rng_states[0])
+        np.random.set_state(rng_states[1])
+        random.setstate(rng_states[2])
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.start = step + 1
         print(f"checkpoint: resuming from {self.path} at step {self.start}", file=self.log, flush=True)
-        return saved["state"]
+        return state
 
     def step(self, i: int, state_fn: Callable[[], dict[str, Any]]) -> None:
         """Call after step `i` has finished. Saves when due; after a SIGTERM, saves and exits."""
@@ -114,11 +129,12 @@ class Checkpoint:
             raise SystemExit(TERMINATED)
 
     def save(self, i: int, state: dict[str, Any]) -> None:
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+        rng = {"torch": torch.get_rng_state(), "numpy": _numpy_rng_tensors(), "python": _python_rng_tensors(),
                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f"{self.path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, file_mode())  # as records: a rerun by another member of the group can resume it
             with os.fdopen(fd, "wb") as f:
                 torch.save({"step": i, "state": state, "rng": rng, "fingerprint": self.fingerprint}, f)
             os.replace(tmp, self.path)
@@ -133,3 +149,27 @@ class Checkpoint:
 
     def _on_sigterm(self, signum, frame) -> None:
         self._terminate = True  # acted on at the end of the current step, in step()
+
+
+# numpy's and Python's generator states as tensors and numbers, which weights_only loading accepts
+# (numpy arrays and Python's state tuple need pickled globals): MT19937 keys are 32-bit unsigned,
+# kept in int64 so no value changes sign.
+
+
+def _numpy_rng_tensors() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian)}
+
+
+def _numpy_rng(saved: dict[str, Any]) -> tuple:
+    return (saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"], saved["cached_gaussian"])
+
+
+def _python_rng_tensors() -> dict[str, Any]:
+    version, internal, gauss_next = random.getstate()
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next}
+
+
+def _python_rng(saved: dict[str, Any]) -> tuple:
+    return (saved["version"], tuple(saved["internal"].tolist()), saved["gauss_next"])

@@ -28,6 +28,16 @@ class Skip(Exception):
     """A cell cannot run here (missing data or weights); the message is the reason the table shows."""
 
 
+class CorruptRecord(ValueError):
+    """A record file that is not a record (truncated, garbled, not a JSON object with a status).
+    The message is one line naming the file; `read` has already moved the file aside, so the
+    cell's target is missing and the next run rebuilds it."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.path = path
+
+
 _PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "pandas", "snakemake", "mlflow", "entrobench")
 
 
@@ -36,10 +46,15 @@ def write(path: str | Path, record: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"schema_version": SCHEMA_VERSION, **record}, f, indent=1, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600: records are shared with the group, as any file written here
+        with os.fdopen(fd, "w") as f:
+            json.dump({"schema_version": SCHEMA_VERSION, **record}, f, indent=1, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -52,9 +67,39 @@ def failure(path: str | Path) -> str:
     return lines[-1].removeprefix(FAILED_PREFIX) if lines else ""
 
 
+def file_mode() -> int:
+    """The mode open() would give a new file: 0666 less the process's umask (0644 under umask 022).
+    Read from /proc (Linux), so no thread ever sees a changed umask; elsewhere set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def read(path: str | Path) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+    """The record at `path`. One that cannot be a record (a truncated or garbled file: writes are
+    atomic, so only a damaged disk or a hand edit makes one) is moved aside to `.<name>.corrupt`
+    and reported as CorruptRecord, one line naming the file: the next run rebuilds the cell."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(data, dict) or "status" not in data:
+            raise ValueError("not a JSON object with a 'status'")
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        cause = f"{type(err).__name__}: {err}".splitlines()[0]
+        aside = path.with_name(f".{path.name}.corrupt")
+        try:
+            os.replace(path, aside)
+            fate = f"moved to {aside.name}; the next run rebuilds it"
+        except OSError as move_err:
+            fate = f"could not move it aside ({move_err.strerror}): delete it and rerun"
+        raise CorruptRecord(path, f"{path}: not a valid record ({cause}); {fate}") from None
+    return data
 
 
 def provenance() -> dict[str, Any]:

@@ -1,30 +1,51 @@
-"""MLflow mirrors the records: one run per cell, imported from one place, never duplicated.
+"""MLflow mirrors the records: one run per cell, imported from one place, never duplicated or lost.
 
 Records are the truth; MLflow is the index. Cells never talk to MLflow themselves: parallel
-jobs writing one SQLite file lose runs. Instead the `track` rule imports a card's records
-after its cells finish, under a file lock, and keys each run by its cell: a rerun with the
-same record changes nothing, a changed record replaces the cell's run.
+jobs writing one SQLite file lose runs. Instead the `track` rule imports a card's records after
+its cells finish, and keys each run by its cell (tag CELL_TAG): a rerun with the same record
+changes nothing, a changed record replaces the cell's run.
 
-Store: `MLFLOW_TRACKING_URI` if set (e.g. a server), else `sqlite:///<results>/mlflow.db`
-with artifacts in `<results>/mlartifacts/`. Browse with
-`mlflow ui --backend-store-uri sqlite:///results/mlflow.db`.
+A run is complete only once its last write is in: the record's hash, tag DONE_TAG, written after
+the data, the artifact and the status. A run without it is an import that was killed (or one
+still going on in another process) and never counts as the cell's run.
+
+Several imports may write one store at once: two cards of one checkout, or separate checkouts
+sharing a SQLite file or a tracking server. Two things keep them from losing or doubling runs:
+- a SQLite (or file) store is locked for the whole import by a file lock beside it, so writers
+  of that store, from any checkout, take turns, and only the first creates the database;
+- on any store (a server has no file to lock), each import converges through MLflow itself: it
+  searches the cell's runs, writes its own run where the cell has no complete run (or one of
+  another record), then searches again, and again, until it sees exactly one run for each of its
+  cells, complete. Where it sees more, the newest complete run (by start time, then id: an order
+  every writer agrees on) is the cell's run and it deletes the others, incomplete ones included;
+  it deletes nothing while a cell has no complete run, so no writer's work is thrown away before
+  there is a complete run to keep. Each writer's last look sees the store after all its own
+  writes, so the last writer to finish sees, and leaves, one complete run per cell.
+
+Store: `MLFLOW_TRACKING_URI` if set (e.g. a server, or one SQLite file shared by checkouts),
+else `sqlite:///<results>/mlflow.db`; a SQLite store keeps its artifacts beside it, in
+`mlartifacts/`. Browse with `mlflow ui --backend-store-uri sqlite:///results/mlflow.db`.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-from contextlib import contextmanager
+import random
+import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from entrobench import record
 from entrobench.card import Card
 
-CELL_TAG = "entrobench.cell"
-SHA_TAG = "entrobench.record_sha"
+CELL_TAG = "entrobench.cell"  # the run's key, "<scale>/<cell>" (a table run's: "<card>/<scale>"), set at creation
+DONE_TAG = "entrobench.imported_sha"  # the record's hash, written last: a run without it is incomplete
 TABLES_EXPERIMENT = "entrobench-tables"  # one run per card and scale: the rendered table and plots
 _MAX_PARAM = 500
+_MAX_ROUNDS = 40  # searches per import before giving up on a store that other writers keep changing
 
 
 def tracking_uri(results: Path) -> str:
@@ -34,41 +55,81 @@ def tracking_uri(results: Path) -> str:
 def track(card: Card, scale: str, records: list[dict], results: Path, attachments: list[Path] = ()) -> dict:
     """Import a card's records (as `aggregate.load_records` gives them: the record seen through the
     card) into experiment `card.id`, and its plots into TABLES_EXPERIMENT."""
-    with _store_lock(results):
-        client = _client(results)
-        exp_id = _experiment(client, card.id, results)
-        existing = _runs_by_key(client, exp_id, scale)
-        counts = {"created": 0, "unchanged": 0, "replaced": 0}
-        run_ids = {}
+    uri = tracking_uri(results)
+    with _store_lock(uri):
+        client = _client(uri)
+        wanted = {}
         for rec in records:
             path = Path(rec["path"])
             view = json.dumps([rec["cell"], rec["method_label"], card.spec.benchmark]).encode()  # the card's names are tags too
             sha = hashlib.sha256(path.read_bytes() + view).hexdigest()[:16]
-            key = f"{scale}/{rec['cell']}"
-            run_ids[key] = _upsert(client, exp_id, key, sha, existing.get(key, []), counts, lambda run_id, rec=rec, path=path: _log_cell(client, run_id, rec, path, card))
+            wanted[f"{scale}/{rec['cell']}"] = (sha, lambda run_id, rec=rec, path=path: _log_cell(client, run_id, rec, path, card))
+        run_ids, counts = _sync(client, _experiment(client, card.id, uri), scale, wanted)
         if attachments:
-            table_exp = _experiment(client, TABLES_EXPERIMENT, results)
-            key = f"{card.id}/{scale}"
             sha = hashlib.sha256(b"".join(p.read_bytes() for p in attachments)).hexdigest()[:16]
-            _upsert(client, table_exp, key, sha, _runs_by_key(client, table_exp, scale).get(key, []), {"created": 0, "unchanged": 0, "replaced": 0},
-                    lambda run_id: _log_table(client, run_id, card, scale, attachments))
-    return {**counts, "experiment": card.id, "tracking_uri": tracking_uri(results), "runs": run_ids}
+            table = {f"{card.id}/{scale}": (sha, lambda run_id: _log_table(client, run_id, card, attachments))}
+            _sync(client, _experiment(client, TABLES_EXPERIMENT, uri), scale, table)
+    return {**counts, "experiment": card.id, "tracking_uri": uri, "runs": run_ids}
 
 
-def _upsert(client, exp_id: str, key: str, sha: str, runs: list, counts: dict, log) -> str:
-    if len(runs) == 1 and runs[0].data.tags.get(SHA_TAG) == sha:
-        counts["unchanged"] += 1
-        return runs[0].info.run_id
-    for old in runs:  # a changed record, or leftovers of an interrupted import: one run per key
-        client.delete_run(old.info.run_id)
-    counts["replaced" if runs else "created"] += 1
-    run = client.create_run(exp_id, run_name=key.split("/", 1)[1], tags={CELL_TAG: key, SHA_TAG: sha, "scale": key.split("/", 1)[0]})
+def _sync(client, exp_id: str, scale: str, wanted: dict[str, tuple]) -> tuple[dict[str, str], dict[str, int]]:
+    """Leave exactly one run, complete, for each key of `wanted` (key -> (record hash, log function)),
+    holding this import's record unless another writer's complete run replaced it meanwhile (the
+    last writer wins). Returns each key's run id, and how many runs were created, replaced or
+    found unchanged."""
+    counts = {"created": 0, "unchanged": 0, "replaced": 0}
+    completed: set[str] = set()  # keys whose run this import wrote to the end
+    for attempt in range(_MAX_ROUNDS):
+        by_key = _runs_by_key(client, exp_id, scale)
+        settled, to_write, to_delete = {}, [], []
+        for key, (sha, _) in wanted.items():
+            runs = by_key.get(key, [])
+            chosen = max((r for r in runs if r.data.tags.get(DONE_TAG)), key=_creation_order, default=None)
+            if attempt == 0:
+                counts["created" if chosen is None else "unchanged" if chosen.data.tags[DONE_TAG] == sha else "replaced"] += 1
+            if chosen is None or (chosen.data.tags[DONE_TAG] != sha and key not in completed):
+                to_write.append(key)
+            elif len(runs) > 1:
+                to_delete += [r for r in runs if r is not chosen]  # duplicates, replaced runs, interrupted imports
+            else:
+                settled[key] = chosen.info.run_id
+        if len(settled) == len(wanted):
+            return settled, counts
+        for run in to_delete:
+            client.delete_run(run.info.run_id)  # deleting a deleted run is a no-op: racing writers are fine
+        for key in to_write:
+            sha, log = wanted[key]
+            if _write_run(client, exp_id, key, scale, sha, log):
+                completed.add(key)
+        if attempt >= 2:  # other writers are at it too: desynchronize
+            time.sleep(random.uniform(0.0, 0.2 * min(attempt, 10)))
+    raise RuntimeError(f"MLflow experiment {exp_id}: its runs were still changing under other writers' imports after {_MAX_ROUNDS} "
+                       "rounds; rerun the track step")
+
+
+def _write_run(client, exp_id: str, key: str, scale: str, sha: str, log) -> bool:
+    """Create the key's run, log into it and mark it complete (DONE_TAG, last). False if another
+    writer deleted it meanwhile (a complete run of the key was there first)."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = client.create_run(exp_id, run_name=key.split("/", 1)[1], tags={CELL_TAG: key, "scale": scale}).info.run_id
     try:
-        log(run.info.run_id)
-    except Exception:
-        client.set_terminated(run.info.run_id, status="FAILED")
+        log(run_id)
+        client.set_tag(run_id, DONE_TAG, sha)
+    except MlflowException:
+        if client.get_run(run_id).info.lifecycle_stage == "deleted":
+            return False
+        client.delete_run(run_id)
         raise
-    return run.info.run_id
+    except BaseException:
+        with contextlib.suppress(Exception):  # incomplete anyway: gone sooner is tidier (after a kill, the next import deletes it)
+            client.delete_run(run_id)
+        raise
+    return True
+
+
+def _creation_order(run) -> tuple:
+    return run.info.start_time or 0, run.info.run_id
 
 
 def _log_cell(client, run_id: str, rec: dict, path: Path, card: Card) -> None:
@@ -97,7 +158,7 @@ def _log_cell(client, run_id: str, rec: dict, path: Path, card: Card) -> None:
     client.set_terminated(run_id, status="FAILED" if rec["status"] == record.FAILED else "FINISHED")
 
 
-def _log_table(client, run_id: str, card: Card, scale: str, attachments: list[Path]) -> None:
+def _log_table(client, run_id: str, card: Card, attachments: list[Path]) -> None:
     client.set_tag(run_id, "card", card.id)
     client.set_tag(run_id, "family", card.spec.family)
     for path in attachments:
@@ -117,20 +178,30 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _client(results: Path):
+def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(results))
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a server's client prints a link per run otherwise
+    return MlflowClient(tracking_uri=uri)
 
 
-def _experiment(client, name: str, results: Path) -> str:
+def _experiment(client, name: str, uri: str) -> str:
+    """The experiment's id, created if absent (another writer may create it at the same moment)."""
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    location = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        location = (results / "mlartifacts" / name).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    if exp is None:
+        db = _local_file(uri)
+        location = (db.parent / "mlartifacts" / name).resolve().as_uri() if db else None  # beside a SQLite store, as it is shared
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = client.get_experiment_by_name(name)
+    if exp.lifecycle_stage == "deleted":  # deleted in the UI: runs cannot be created in it until restored
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
 
 
 def _runs_by_key(client, exp_id: str, scale: str) -> dict[str, list]:
@@ -147,11 +218,38 @@ def _runs_by_key(client, exp_id: str, scale: str) -> dict[str, list]:
     return by_key
 
 
-@contextmanager
-def _store_lock(results: Path):
-    """Serialize writers of the local SQLite store (two cards' imports may run at once)."""
-    results.mkdir(parents=True, exist_ok=True)
-    with open(results / ".mlflow.lock", "w") as handle:
+def _local_file(uri: str) -> Path | None:
+    """The SQLite file of a `sqlite:///` store (relative to the working folder with three slashes,
+    absolute with four), or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _lock_file(uri: str) -> Path | None:
+    """Where writers of this store, from any checkout, take turns: beside a SQLite file, inside a
+    file store's folder; None for a server or a database server (they converge through MLflow)."""
+    db = _local_file(uri)
+    if db is not None:
+        return db.with_name(f"{db.name}.lock")
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file") and not uri.startswith("databricks"):  # bare "databricks" names a workspace, not a folder
+        return Path(parsed.path if parsed.scheme else uri) / ".entrobench.lock"
+    return None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Serialize the writers of a local store (SQLite file or file store): it is what is shared, so
+    the lock sits beside it, not in any one checkout's results folder. Holding it while the first
+    writer opens the store also serializes the database's creation."""
+    path = _lock_file(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -7,6 +7,8 @@ The contract, called by entrobench/protocols/tta/run.py:
     logits = method.adapt(x)         # x (B, ch, H, W) -> logits (B, n_classes); the model is updated
     method.last_stats                # {"entropy_mean", "used_frac", "backward_passes", ...} of that call
     method.reset()                   # back to the state at construction ("reset per domain")
+    state = method.state_dict()      # data only (tensors, numbers, lists and dicts): a checkpoint
+    method.load_state_dict(state)    # on a method built as this one was: it goes on bit for bit
 
 A method owns the model it is given: it changes its modes, which parameters require grad and,
 through adapt(), its weights. It runs on the device of the model's parameters.
@@ -29,6 +31,10 @@ OPTIMIZERS = ("sgd", "adam")
 # the reference does, by substring, so a model without such names (the small CNN, WRN-28-10)
 # has every norm layer adapted.
 TOP_LAYER_NAMES = ("layer4", "blocks.9", "blocks.10", "blocks.11", "norm.")
+# What the constructor sets up from its arguments (the model's modes, hooks and trainable parameters,
+# the optimizer's parameter groups): a resumed method is built again, so these are not checkpointed.
+_BUILT = ("model", "optimizer", "params", "device", "_saved")
+_SCALARS = (type(None), bool, int, float, str)
 
 
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -150,6 +156,34 @@ class TTAMethod:
         """Back to the state at construction. Subclasses with running state extend this."""
         self.restore_state()
 
+    def state_dict(self) -> dict:
+        """Everything adapt() and reset() read that changes along the stream: the model's weights
+        and buffers, the optimizer's state, the snapshot reset() returns to, and the method's own
+        running state, which is every other attribute holding data (tensors, numbers, strings, None,
+        lists and dicts of them: EATA's probability average, Fisher and anchor, SAR's loss average).
+        Attributes that only point into the model (EATA's `trainable`) come back with the model.
+        A method with state of another kind overrides this pair."""
+        model_storage = {t.untyped_storage().data_ptr() for t in (*self.model.parameters(), *self.model.buffers())}
+        running = {}
+        for name, value in vars(self).items():
+            if name in _BUILT or _points_into(value, model_storage):
+                continue
+            if not _is_data(value):
+                raise TypeError(f"{type(self).__name__}.{name} holds a {type(value).__name__}, which a checkpoint cannot hold "
+                                "(tensors, numbers, strings, None, lists and dicts of them): override state_dict/load_state_dict")
+            running[name] = value
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "reset_to": self._saved, "running": running}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state` (a state_dict() of a method built with the same model and Params)."""
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self._saved = state["reset_to"]
+        for name, value in state["running"].items():
+            setattr(self, name, value)
+
     def record(self, logits: torch.Tensor, used: int, backward_passes: int, **extra: float) -> None:
         """Fill last_stats for the batch whose predictions are `logits` (B, C)."""
         self.last_stats = {
@@ -158,3 +192,20 @@ class TTAMethod:
             "backward_passes": backward_passes,
             **{k: float(v) for k, v in extra.items()},
         }
+
+
+def _is_data(value) -> bool:
+    if isinstance(value, _SCALARS) or (isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_data(v) for k, v in value.items())
+    return False
+
+
+def _points_into(value, model_storage: set[int]) -> bool:
+    """True if `value` is, or is a list of, tensors sharing memory with the model's parameters or buffers."""
+    if isinstance(value, torch.Tensor):
+        return value.untyped_storage().data_ptr() in model_storage
+    return isinstance(value, (list, tuple)) and bool(value) and all(_points_into(v, model_storage) for v in value)

@@ -93,7 +93,7 @@ def test_killed_loop_resumes_to_the_uninterrupted_result(tmp_path, sig):
     assert code == (TERMINATED if sig == signal.SIGTERM else -signal.SIGKILL), f"killed after {kill_at} saves"
     assert (tmp_path / "loop.ckpt").is_file() and not resumed.exists()
     assert run_loop(tmp_path, resumed, every=5) == 0
-    a, b = torch.load(reference), torch.load(resumed)
+    a, b = torch.load(reference, weights_only=True), torch.load(resumed, weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after a kill at save {kill_at}"
     assert not (tmp_path / "loop.ckpt").exists()  # discarded once the output is written
 

@@ -186,9 +186,12 @@ def run_cell(run: CellRun) -> dict:
     code = [__file__, *checkpoint.method_code(method_cls)]
     with Checkpoint(run.checkpoint_path, ADAPT_CHECKPOINT_EVERY, checkpoint.fingerprint(config, *code)) as ckpt:
         saved = ckpt.load()
-        if saved is not None:  # the method object holds model, optimizer and its running state
-            method, per_domain, stream, tally = saved["method"], saved["per_domain"], saved["stream"], saved["tally"]
-            adapt_s, resets, done = saved["adapt_s"], saved["resets"], saved["done"]
+        if saved is not None:  # the method, built afresh above, takes back its model, optimizer and running state
+            method.load_state_dict(saved["method"])
+            stream.load_state_dict(saved["stream"])
+            tally = DomainTally()
+            tally.load_state_dict(saved["tally"])
+            per_domain, adapt_s, resets, done = saved["per_domain"], saved["adapt_s"], saved["resets"], saved["done"]
         step = ckpt.start
         for d, corruption in enumerate(protocol.corruptions):
             if d < done[0]:
@@ -212,7 +215,8 @@ def run_cell(run: CellRun) -> dict:
                 stream.add(preds, yb, method.last_stats)
                 resets += int(method.last_stats.get("reset", 0))
                 progress.update(b + 1, n_batches, f"{corruption} ({d + 1}/{len(protocol.corruptions)}) err {tally.error_pct():.1f}%")
-                ckpt.step(step, lambda: {"method": method, "per_domain": per_domain, "stream": stream, "tally": tally, "adapt_s": adapt_s, "resets": resets, "done": (d, b)})
+                ckpt.step(step, lambda: {"method": method.state_dict(), "per_domain": per_domain, "stream": stream.state_dict(), "tally": tally.state_dict(),
+                                         "adapt_s": adapt_s, "resets": resets, "done": (d, b)})
                 step += 1
             per_domain[corruption] = tally.metrics()
     metrics = {}
@@ -250,6 +254,12 @@ class DomainTally:
     def error_pct(self) -> float:
         return 100.0 * self.errors / max(self.n, 1)
 
+    def state_dict(self) -> dict:  # numbers and tensors: a checkpoint holds no other objects
+        return {**vars(self), "preds": [torch.from_numpy(p) for p in self.preds]}
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state, preds=[p.numpy() for p in state["preds"]])
+
     def metrics(self) -> dict[str, float]:
         preds = np.concatenate(self.preds)
         return {
@@ -269,6 +279,12 @@ class StreamCurves:
         self.every, self.batches = every, 0
         self.window: list[int] = []
         self.curves = {k: [] for k in ("entropy_mean", "used_frac", "majority_frac", "error_pct", "backward_passes")}
+
+    def state_dict(self) -> dict:  # numbers and lists of them
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
 
     def add(self, preds: np.ndarray, y: np.ndarray, stats: dict) -> None:
         self.window = (self.window + preds.tolist())[-MAJORITY_WINDOW:]
