@@ -117,8 +117,9 @@ def cmd_build(args) -> int:
     if build is None:
         print(f"error: {out}: no build of card {card.id} at scale {args.scale} is kept there under {args.results} (was the card edited?)", file=sys.stderr)
         return 2
+    for stale in out.parent.glob(f".{out.name}.tmp*"):  # left by a killed attempt (its checkpoint is kept apart)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     inputs = {name: dep.folder(args.results) for name, dep in build.inputs.items()}
     skipped = _skipped_input(inputs)
