@@ -25,17 +25,17 @@ from entrobench.protocols.compression.train import Recipe, fit, load_teacher
 from methods.compression.base import Batch, Distiller
 
 
-def run(method: Distiller, split, teacher_dir, arch: dict[str, str], recipe: Recipe, seed: int, progress) -> dict:
+def run(method: Distiller, split, teacher_dir, arch: dict[str, str], recipe: Recipe, seed: int, progress, checkpoint_path=None) -> dict:
     torch.manual_seed(seed)
     student = build(arch["student"], split.n_classes, split.in_channels, aux_head=method.AUX_HEAD)
     if method.ONLINE:
         teacher = build(arch["teacher"], split.n_classes, split.in_channels)
-        parameters = list(student.parameters()) + list(teacher.parameters())
+        trained = [student, teacher]
         teacher.train()
         teacher_logits = teacher  # called per batch, with its graph
     else:
         teacher = load_teacher(teacher_dir, arch["teacher"], split.n_classes, split.in_channels)
-        parameters = list(student.parameters())
+        trained = [student]
         for p in teacher.parameters():
             p.requires_grad_(False)
         cached = None if recipe.augment else predict(teacher, split.x_train)
@@ -55,7 +55,8 @@ def run(method: Distiller, split, teacher_dir, arch: dict[str, str], recipe: Rec
         progress.update(epoch, recipe.epochs, f"loss {loss:.3f} top-1 {curves['test_top1_pct'][-1]:.2f}")
 
     student.train()
-    fit(parameters, step_loss, split.x_train, split.y_train, recipe, torch.Generator().manual_seed(seed), after_epoch=after_epoch)
+    fit(trained, step_loss, split.x_train, split.y_train, recipe, torch.Generator().manual_seed(seed), after_epoch=after_epoch,
+        checkpoint_path=checkpoint_path, log=curves)
 
     logits, t_logits = predict(student, split.x_test), predict(teacher, split.x_test)
     metrics = classification_metrics(logits, split.y_test, t_logits)

@@ -108,7 +108,7 @@ def _train(model, masks, split, recipe: Recipe, protocol, rewound: bool, generat
         return
     schedule = Recipe(**{**recipe.__dict__, "epochs": epochs})
     model.train()
-    fit(list(model.parameters()), cross_entropy_step(model), split.x_train, split.y_train, schedule, generator,
+    fit([model], cross_entropy_step(model), split.x_train, split.y_train, schedule, generator,
         after_step=lambda: apply_masks(weights, masks), lr_scale=1.0 if rewound else protocol.finetune_lr_scale)
     model.eval()
 

@@ -23,7 +23,7 @@ def run_cell(run, dataset) -> dict:
     teacher_dir = run.inputs["teacher"]
     if isinstance(method, Distiller):
         out = distill.run(method, split, teacher_dir, {"teacher": dataset.teacher, "student": dataset.student},
-                          Recipe(**recipe(protocol, dataset, protocol.epochs)), cfg["seed"], run.progress)
+                          Recipe(**recipe(protocol, dataset, protocol.epochs)), cfg["seed"], run.progress, run.checkpoint_path)
     elif isinstance(method, Pruner):
         rounds_recipe = Recipe(**recipe(protocol, dataset, protocol.retrain_epochs))
         out = prune.run(method, split, teacher_dir, dataset.teacher, rounds_recipe, protocol, cfg["seed"], run.progress)

@@ -43,7 +43,7 @@ def make_optimizer(parameters, recipe: Recipe, lr_scale: float = 1.0):
 
 
 def fit(
-    parameters: list[torch.nn.Parameter],
+    modules: list[torch.nn.Module],
     step_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor],
     x: torch.Tensor,
     y: torch.Tensor,
@@ -52,27 +52,54 @@ def fit(
     after_step: Callable[[], None] | None = None,
     after_epoch: Callable[[int, float], None] | None = None,
     lr_scale: float = 1.0,
+    checkpoint_path: Path | None = None,
+    log: dict | None = None,
 ) -> None:
-    """`recipe.epochs` epochs of minibatch SGD over (x, y) in an order drawn from `generator`.
-    step_loss(images, labels, indices, epoch) -> scalar; epochs count from 1. `after_step` runs
-    after every optimizer step (pruning masks), `after_epoch(epoch, mean_loss)` after each epoch."""
-    opt, sched = make_optimizer(parameters, recipe, lr_scale)
-    for epoch in range(1, recipe.epochs + 1):
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), recipe.batch_size):
-            idx = order[start : start + recipe.batch_size]
-            xb = datasets.augment_cifar(x[idx], generator) if recipe.augment else x[idx]
-            loss = step_loss(xb, y[idx], idx, epoch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if after_step is not None:
-                after_step()
-            total += float(loss.detach()) * len(idx)
-        sched.step()
-        if after_epoch is not None:
-            after_epoch(epoch, total / len(x))
+    """`recipe.epochs` epochs of minibatch SGD on the modules' parameters over (x, y), in an order
+    drawn from `generator`. step_loss(images, labels, indices, epoch) -> scalar; epochs count
+    from 1. `after_step` runs after every optimizer step (pruning masks), `after_epoch(epoch,
+    mean_loss)` after each epoch. With `checkpoint_path` the loop saves after every epoch (and on
+    SIGTERM) the modules, optimizer, scheduler, data-order generator and `log` (a dict the caller
+    fills, e.g. curves), and a rerun resumes after the last saved epoch (entrobench/checkpoint.py)."""
+    from entrobench.checkpoint import Checkpoint, fingerprint
+
+    opt, sched = make_optimizer([p for m in modules for p in m.parameters()], recipe, lr_scale)
+    ckpt = Checkpoint(checkpoint_path, every=1, fingerprint=fingerprint({"recipe": recipe.__dict__, "lr_scale": lr_scale}, __file__))
+    with ckpt:
+        saved = ckpt.load()
+        if saved is not None:
+            for module, state in zip(modules, saved["modules"]):
+                module.load_state_dict(state)
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            generator.set_state(saved["generator"])
+            if log is not None:
+                log.clear()
+                log.update(saved["log"])
+        for epoch in range(ckpt.start + 1, recipe.epochs + 1):
+            _epoch(epoch, step_loss, x, y, recipe, generator, opt, after_step, after_epoch)
+            sched.step()
+            ckpt.step(epoch - 1, lambda: {"modules": [m.state_dict() for m in modules], "optimizer": opt.state_dict(),
+                                          "scheduler": sched.state_dict(), "generator": generator.get_state(), "log": log})
+    ckpt.discard()
+
+
+def _epoch(epoch, step_loss, x, y, recipe: Recipe, generator, opt, after_step, after_epoch) -> None:
+    """One pass over the data in a fresh order; the optimizer steps per minibatch."""
+    order = torch.randperm(len(x), generator=generator)
+    total = 0.0
+    for start in range(0, len(x), recipe.batch_size):
+        idx = order[start : start + recipe.batch_size]
+        xb = datasets.augment_cifar(x[idx], generator) if recipe.augment else x[idx]
+        loss = step_loss(xb, y[idx], idx, epoch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if after_step is not None:
+            after_step()
+        total += float(loss.detach()) * len(idx)
+    if after_epoch is not None:
+        after_epoch(epoch, total / len(x))
 
 
 def cross_entropy_step(model: torch.nn.Module):
@@ -94,19 +121,24 @@ def make_teacher(run) -> dict:
         model.load_state_dict(load_published(run.data_root, cfg["teacher_weights"], cfg["teacher_sha256"]))
         summary["weights"] = cfg["teacher_weights"]
     else:
-        save_file(_state(model), run.out / INIT)
         recipe = Recipe(**cfg["recipe"])
-        curve = []
+        # everything the build writes besides the final weights lives in `log`, so a resumed
+        # run still has the initialization and the rewind-epoch weights of the first attempt
+        log = {"train_loss": [], "init": _state(model), "rewind": None}
 
         def after_epoch(epoch: int, loss: float) -> None:
-            curve.append(loss)
+            log["train_loss"].append(loss)
             if epoch == cfg["rewind_epoch"]:
-                save_file(_state(model), run.out / REWIND)
+                log["rewind"] = _state(model)
             run.progress.update(epoch, recipe.epochs, f"teacher loss {loss:.3f}")
 
         model.train()
-        fit(list(model.parameters()), cross_entropy_step(model), split.x_train, split.y_train, recipe, torch.Generator().manual_seed(cfg["seed"]), after_epoch=after_epoch)
-        summary["train_loss"] = curve
+        fit([model], cross_entropy_step(model), split.x_train, split.y_train, recipe, torch.Generator().manual_seed(cfg["seed"]),
+            after_epoch=after_epoch, checkpoint_path=run.checkpoint_path, log=log)
+        save_file(log["init"], run.out / INIT)
+        if log["rewind"] is not None:  # None when the rewind epoch is past the last epoch
+            save_file(log["rewind"], run.out / REWIND)
+        summary["train_loss"] = log["train_loss"]
     save_file(_state(model), run.out / TEACHER)
     summary["test"] = classification_metrics(predict(model, split.x_test), split.y_test)
     (run.out / "teacher.json").write_text(json.dumps(summary, indent=1))

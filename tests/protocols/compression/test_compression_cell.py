@@ -106,3 +106,20 @@ def test_a_missing_data_root_skips_with_where_it_looked():
 
     with pytest.raises(Skip, match="CIFAR-100"):
         data.load("cifar100", None)
+
+
+def test_plots_draw_reliability_and_accuracy_against_sparsity(teacher_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from entrobench.card import MethodEntry
+    from entrobench.protocols.compression.plots import draw
+
+    records = []
+    for row, name in (("kd", "compression/kd"), ("magnitude", "compression/magnitude")):
+        for seed in (0, 1):
+            out = run_cell(name, teacher_dir, seed=seed)
+            records.append({"status": "ok", "dataset": "digits", "method": row, "seed": seed, **out})
+    card = SimpleNamespace(id="tiny_card", spec=SimpleNamespace(methods=[MethodEntry("kd", label="KD"), MethodEntry("magnitude")]))
+    written = draw(card, "tiny", records, tmp_path)
+    assert sorted(p.name for p in written) == ["digits-accuracy-vs-sparsity.png", "digits-reliability.png"]
+    assert all(p.stat().st_size > 5000 for p in written)
