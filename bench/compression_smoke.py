@@ -59,20 +59,21 @@ def run_one(job: dict) -> dict:
     cls = registry.get(job["method"])
     config = {"method": job["method"], "params": dataclasses.asdict(cls.Params(**job["params"])), "dataset": job["dataset"],
               "setting": {"name": job["setting"]}, "protocol": job["protocol"], "seed": job["seed"]}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = FAMILY.run_cell(CellRun(config=config, inputs={"teacher": Path(job["teacher"])}, data_root=job["data_root"], method_cls=cls,
                                   progress=Progress(f"{job['row']}/seed{job['seed']}", 120)))
-    return {**{k: job[k] for k in ("card", "dataset", "row", "seed")}, "wall_s": time.perf_counter() - start, "metrics": out["metrics"],
+    return {**{k: job[k] for k in ("card", "dataset", "row", "seed")}, "wall_s": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu, "metrics": out["metrics"],
             "not_reached": out.get("not_reached", []), "reliability": out.get("reliability")}
 
 
-def build_teachers(cards: list[dict], data_root, folder: Path) -> tuple[dict, float]:
+def build_teachers(cards: list[dict], data_root, folder: Path) -> tuple[dict, float, float]:
     from entrobench.family import BuildRun
     from entrobench.progress import Progress
     from entrobench.protocols.compression.family import FAMILY, Protocol, teacher_build
     from entrobench.protocols.compression.train import make_teacher
 
-    paths, start = {}, time.perf_counter()
+    paths, start, cpu = {}, time.perf_counter(), time.process_time()
     for card in cards:
         for dataset in card["datasets"]:
             build = teacher_build(Protocol(**card["protocol"]), dataset, FAMILY.datasets[dataset])
@@ -82,7 +83,7 @@ def build_teachers(cards: list[dict], data_root, folder: Path) -> tuple[dict, fl
                 summary = make_teacher(BuildRun(config=build.config, inputs={}, out=out, data_root=data_root, progress=Progress("teacher", 30)))
                 print(f"teacher {out.name}: top-1 {summary['test']['top1_pct']:.2f}%", flush=True)
             paths[card["card"], dataset] = str(out)
-    return paths, time.perf_counter() - start
+    return paths, time.perf_counter() - start, time.process_time() - cpu
 
 
 def summarize(cards: list[dict], results: list[dict]) -> dict:
@@ -133,7 +134,7 @@ def main() -> None:
     cards = [resolve(c, args.scale) for c in CARDS]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        teachers, teacher_s = build_teachers(cards, data_root, Path(tmp))
+        teachers, teacher_s, teacher_cpu = build_teachers(cards, data_root, Path(tmp))
         jobs = [{"card": c["card"], "dataset": d, "row": r["name"], "method": r["method"], "params": r["params"], "seed": s,
                  "setting": "distill" if c["card"] == CARDS[0] else "prune", "protocol": c["protocol"], "teacher": teachers[c["card"], d],
                  "data_root": data_root} for c in cards for d in c["datasets"] for r in c["rows"] for s in c["seeds"]]
@@ -146,9 +147,12 @@ def main() -> None:
         "scale": args.scale, "workers": args.workers, "threads_per_cell": 1, "cells": len(jobs),
         "wall_s": wall, "teacher_build_s": teacher_s, "cell_s_sum": sum(r["wall_s"] for r in results),
         "process_start_s": startup, "dag_estimate_s": wall + startup * (len(jobs) + 1) / args.workers,
+        # CPU-seconds do not grow when other jobs share the cores: what the run costs on idle cores
+        "teacher_cpu_s": teacher_cpu, "cell_cpu_s_sum": sum(r["cpu_s"] for r in results),
+        "idle_estimate_s": teacher_cpu + sum(r["cpu_s"] for r in results) / args.workers + startup * (len(jobs) + 1) / args.workers,
         "protocols": {c["card"]: c["protocol"] for c in cards},
         "tables": summarize(cards, results),
-        "cells_detail": [{k: r[k] for k in ("card", "dataset", "row", "seed", "wall_s", "not_reached")} for r in results],
+        "cells_detail": [{k: r[k] for k in ("card", "dataset", "row", "seed", "wall_s", "cpu_s", "not_reached")} for r in results],
     }
     write(f"compression_{args.scale}", figures)
     for name, block in figures["tables"].items():
@@ -157,7 +161,8 @@ def main() -> None:
             print(f"{row:14s}", "  ".join(f"{k}={s['mean']:.3g}±{s['ci95']:.2g}" for k, s in metrics.items() if not k.startswith(("rounds", "sparsity", "dense_p"))))
         for v in block["claims"]:
             print(f"  [{v['status']}] {v['text']}: {v['detail']} (holds on {v['holds_on_seeds']} seeds)")
-    print(json.dumps({k: round(figures[k], 1) for k in ("wall_s", "teacher_build_s", "cell_s_sum", "process_start_s", "dag_estimate_s")}))
+    print(json.dumps({k: round(figures[k], 1) for k in ("wall_s", "teacher_build_s", "cell_s_sum", "process_start_s", "dag_estimate_s",
+                                                         "teacher_cpu_s", "cell_cpu_s_sum", "idle_estimate_s")}))
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ def make_teacher(run) -> dict:
     weights after `rewind_epoch` epochs kept for the pruning methods that rewind) or loaded from
     published weights under the data root. Writes safetensors; returns the build summary."""
     cfg = run.config
+    torch.set_num_threads(max(1, run.threads))
     split = datasets.load(cfg["source"], run.data_root, cfg["n_train"], cfg["n_test"], cfg["image_size"])
     torch.manual_seed(cfg["seed"])
     model = build(cfg["teacher"], split.n_classes, split.in_channels)
