@@ -51,6 +51,8 @@ def accuracy_vs_sparsity(card, records: list[dict], title: str, path: Path) -> P
             means.append(np.mean(values))
             cis.append(ci95(values))
         ax.errorbar(xs, means, yerr=np.nan_to_num(cis), marker="o", capsize=3, label=label)
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.0))  # a wide CI over few seeds must not leave [0, 100]
     ax.set_xlabel("sparsity of the prunable weights (%)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"{title}: mean ± 95% CI over seeds", fontsize=9)
