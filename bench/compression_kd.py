@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from run import write  # bench/run.py: machine info + JSON writer
+from run import write  # noqa: E402 (bench/run.py: machine info + JSON writer, importable once bench/ is on the path)
 
 
 def main() -> None:

@@ -299,7 +299,7 @@ def _read_cifar10(data_root: Path | None) -> tuple[list[tuple[np.ndarray, np.nda
 def _read_cifar10_batch(path: Path, digest) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
-            batch = _CifarUnpickler(f, encoding="bytes").load()
+            batch = CifarUnpickler(f, encoding="bytes").load()
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {err})") from err
@@ -315,7 +315,7 @@ def _read_cifar10_batch(path: Path, digest) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
-class _CifarUnpickler(pickle.Unpickler):
+class CifarUnpickler(pickle.Unpickler):
     """The CIFAR-10 release is a pickle (Python 2, protocol 2). Only what its batches hold may be
     rebuilt (dicts, lists, bytes, numpy arrays), so a tampered file cannot run code."""
 

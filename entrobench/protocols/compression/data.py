@@ -91,7 +91,7 @@ def _cifar100_part(path: Path, digest) -> tuple[np.ndarray, np.ndarray]:
         raise sources.DataUnavailable(f"CIFAR-100 not found at {path} (the python release cifar-100-python.tar.gz unpacks to {CIFAR100_DIR}/)")
     try:
         with open(path, "rb") as f:
-            part = sources._CifarUnpickler(f, encoding="bytes").load()
+            part = sources.CifarUnpickler(f, encoding="bytes").load()
         data, labels = np.asarray(part[b"data"]), np.asarray(part[b"fine_labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{path}: not a CIFAR-100 python file ({type(err).__name__}: {err})") from err

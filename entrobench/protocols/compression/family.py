@@ -123,25 +123,21 @@ class CompressionFamily(Family):
     datasets = DATASETS
     metrics = DISTILL_METRICS
 
-    def metric(self, name: str, protocol=None) -> Metric | None:
+    def metric(self, name: str, scaled=None) -> Metric | None:
         match = _PATTERN.match(name)
         if match is None:
             return self.metrics.get(name)
-        if protocol is not None and int(match.group(2)) not in {round(100 * s) for s in protocol.sparsities}:
+        if scaled is not None and int(match.group(2)) not in {round(100 * s) for s in scaled.protocol.sparsities}:
             return None
         base = PER_SPARSITY[match.group(1)]
         return Metric(base.unit, base.direction, f"{base.description}, at {match.group(2)}% sparsity")
 
-    def metric_names(self, protocol=None) -> list[str]:
-        sparsities = protocol.sparsities if protocol is not None else Protocol().sparsities
+    def metric_names(self, scaled=None) -> list[str]:
+        sparsities = scaled.protocol.sparsities if scaled is not None else Protocol().sparsities
         return list(self.metrics) + [f"{m}_s{round(100 * s)}" for s in sparsities for m in PER_SPARSITY]
 
     def cell_builds(self, scaled, dataset: str, setting, seed: int) -> dict[str, Build]:
-        return {"teacher": teacher_build(scaled.protocol, dataset, self.dataset_of(scaled, dataset))}
-
-    def dataset_of(self, scaled, name: str) -> Dataset:
-        """The built-in dataset `name` (a YAML-declared one once the engine passes it to cell_builds)."""
-        return self.datasets[name]
+        return {"teacher": teacher_build(scaled.protocol, dataset, scaled.card.dataset(dataset))}
 
     def cell_sources(self, scaled, dataset: str, setting) -> list[Path]:
         return [HERE / f for f in ("run.py", "distill.py", "prune.py", "evaluate.py", "models.py", "data.py", "train.py")]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
+
+from entrobench.card import load_card
 
 from entrobench.data.sources import default_data_root
 from entrobench.family import BuildRun, CellRun
@@ -73,23 +75,20 @@ def test_pruning_cell_reaches_the_sparsity_exactly(teacher_dir, name):
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda p: p.stem)
 def test_cards_agree_with_the_family_schema(card):
-    spec = yaml.safe_load(card.read_text())
-    assert spec["family"] == "compression"
-    for scale, over in {"": {}, **spec["scales"]}.items():
-        protocol = Protocol(**{**spec.get("protocol", {}), **over.get("protocol", {})})
-        for dataset in over.get("datasets", spec["datasets"]):
-            assert dataset in FAMILY.datasets, (scale, dataset)
-        for metric in [spec["table"]["metric"], *spec["table"].get("extra_metrics", [])]:
-            assert FAMILY.metric(metric, protocol) is not None, (scale, metric)
-    for entry in spec["methods"]:
-        cls = registry.get(entry.get("method", f"compression/{entry['name']}"))
-        cls.Params(**entry.get("params", {}))
+    """The engine's own check (every name, type and range), and each table metric at each scale."""
+    loaded = load_card(card)
+    assert loaded.spec.family == "compression"
+    for scale in loaded.spec.scales:
+        scaled = loaded.scale(scale)
+        for metric in [loaded.spec.table.metric, *loaded.spec.table.extra_metrics]:
+            assert loaded.family.metric(metric, scaled) is not None, (scale, metric)
 
 
 def test_per_sparsity_metrics_exist_only_for_the_protocols_sparsities():
-    assert FAMILY.metric("top1_pct_s70", Protocol()) is not None
-    assert FAMILY.metric("top1_pct_s80", Protocol()) is None
-    assert FAMILY.metric("drop_pct_s50", Protocol()).direction == "lower"
+    scaled = SimpleNamespace(protocol=Protocol())  # what the family reads of a card at one scale
+    assert FAMILY.metric("top1_pct_s70", scaled) is not None
+    assert FAMILY.metric("top1_pct_s80", scaled) is None
+    assert FAMILY.metric("drop_pct_s50", scaled).direction == "lower"
 
 
 def test_mnist_from_the_data_root_is_split_and_pooled():
