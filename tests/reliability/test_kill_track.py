@@ -29,12 +29,14 @@ def test_kill_9_during_an_import_then_a_rerun_leaves_one_complete_run_per_cell(t
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     card, results, start = write_card(tmp_path), tmp_path / "results", tmp_path / "start"
     start.touch()
-    write_records(card, results, error=0.0)
-    writer = start_writer(card, results, start, store)
-    wait_for(writer, "importing")
-    t0 = time.perf_counter()
-    assert writer.wait(timeout=600) == 0, writer.stderr.read()[-3000:]
-    duration = time.perf_counter() - t0  # of a whole import that creates every run: kills land anywhere in it
+    for error in (0.0, 1.0):  # the first import creates the store and every run; the second, timed, replaces them all
+        write_records(card, results, error=error)
+        writer = start_writer(card, results, start, store)
+        wait_for(writer, "importing")
+        t0 = time.perf_counter()
+        assert writer.wait(timeout=600) == 0, writer.stderr.read()[-3000:]
+        duration = time.perf_counter() - t0  # as long as the killed imports take: kills land anywhere in them
+        writer.stdout.close(), writer.stderr.close()
 
     rng, survived, mid_import, failures = random.Random(), 0, 0, []
     for trial in range(1, TRIALS + 1):
