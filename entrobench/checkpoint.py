@@ -151,9 +151,9 @@ class Checkpoint:
         self._terminate = True  # acted on at the end of the current step, in step()
 
 
-# numpy's and Python's generator states as tensors and numbers, which weights_only loading accepts
-# (numpy arrays and Python's state tuple need pickled globals): MT19937 keys are 32-bit unsigned,
-# kept in int64 so no value changes sign.
+# numpy's and Python's generator states as tensors and numbers: weights_only loading refuses numpy
+# arrays (they need a pickled global to rebuild), and Python's 625 integers are smaller as one
+# tensor. The MT19937 words are 32-bit unsigned, kept in int64 so that none changes sign.
 
 
 def _numpy_rng_tensors() -> dict[str, Any]:

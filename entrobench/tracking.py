@@ -96,7 +96,7 @@ def _sync(client, exp_id: str, scale: str, wanted: dict[str, tuple]) -> tuple[di
         if len(settled) == len(wanted):
             return settled, counts
         for run in to_delete:
-            client.delete_run(run.info.run_id)  # deleting a deleted run is a no-op: racing writers are fine
+            _delete(client, run.info.run_id)
         for key in to_write:
             sha, log = wanted[key]
             if _write_run(client, exp_id, key, scale, sha, log):
@@ -109,7 +109,7 @@ def _sync(client, exp_id: str, scale: str, wanted: dict[str, tuple]) -> tuple[di
 
 def _write_run(client, exp_id: str, key: str, scale: str, sha: str, log) -> bool:
     """Create the key's run, log into it and mark it complete (DONE_TAG, last). False if another
-    writer deleted it meanwhile (a complete run of the key was there first)."""
+    writer, finding a complete run of the key, deleted this one while it was being written."""
     from mlflow.exceptions import MlflowException
 
     run_id = client.create_run(exp_id, run_name=key.split("/", 1)[1], tags={CELL_TAG: key, "scale": scale}).info.run_id
@@ -119,13 +119,24 @@ def _write_run(client, exp_id: str, key: str, scale: str, sha: str, log) -> bool
     except MlflowException:
         if client.get_run(run_id).info.lifecycle_stage == "deleted":
             return False
-        client.delete_run(run_id)
+        _delete(client, run_id)
         raise
     except BaseException:
         with contextlib.suppress(Exception):  # incomplete anyway: gone sooner is tidier (after a kill, the next import deletes it)
             client.delete_run(run_id)
         raise
     return True
+
+
+def _delete(client, run_id: str) -> None:
+    """Delete a run; one that another writer deleted first (even for good) is as well gone."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_run(run_id)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def _creation_order(run) -> tuple:
