@@ -25,12 +25,15 @@ def load_records(card: Card, scale: str, results: Path) -> list[dict]:
         entry = card.method(cell.method)
         view = {"card": card.id, "cell": cell.key, "method": cell.method, "method_label": entry.label or cell.method, "path": str(path),
                 "setting": cell.setting, "seed": cell.seed}  # a shared record's own place is another cell's
-        if path.is_file():
+        try:
             out.append({**record.read(path), **view})
-        else:
+            continue
+        except FileNotFoundError:
             failed = record.failure(path)
             status, reason = (record.FAILED, failed) if failed else ("missing", f"no record at {path}")
-            out.append({"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed, "status": status, "reason": reason, "metrics": {}, **view})
+        except record.CorruptRecord as err:  # set aside by record.read: the next run rebuilds it
+            status, reason = "missing", str(err)
+        out.append({"dataset": cell.dataset, "setting": cell.setting, "seed": cell.seed, "status": status, "reason": reason, "metrics": {}, **view})
     return out
 
 

@@ -30,13 +30,18 @@ def test_a_damaged_record_is_named_in_one_line_and_moved_aside_so_its_cell_rerun
     write_records(card, results)
     good = aggregate.load_records(card, "tiny", results)
     path = Path(good[3]["path"])
-    path.write_bytes(DAMAGE[damage](path.read_bytes()))
+    original = path.read_bytes()
+    path.write_bytes(DAMAGE[damage](original))
 
     with pytest.raises(record.CorruptRecord) as err:
-        aggregate.load_records(card, "tiny", results)
+        record.read(path)
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{path}: not a valid record") and "the next run rebuilds it" in message
     assert not path.exists() and path.with_name(f".{path.name}.corrupt").is_file()  # kept for a look, out of the DAG's way
+    path.write_bytes(DAMAGE[damage](original))  # damaged again: now met by the table
+    seen = aggregate.load_records(card, "tiny", results)  # tables and MLflow go on, naming the file
+    assert [r["status"] for r in seen].count("missing") == 1 and seen[3]["status"] == "missing"
+    assert seen[3]["reason"].startswith(f"{path}: not a valid record")
     again = aggregate.load_records(card, "tiny", results)
     assert [r["status"] for r in again].count("missing") == 1 and again[3]["status"] == "missing"  # the DAG reruns this cell
 
