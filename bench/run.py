@@ -208,9 +208,10 @@ def _time_trl(steps: int) -> dict:
 
 def decoding(args) -> None:
     """Tokens/s of `generate` per sampler: same model, prompts, batch and length (EOS ignored, so
-    every row generates max_new_tokens), ours and transformers' own top-p and min-p, at each
-    temperature; plus the cost of the logits processors alone on the model's own next-token
-    logits for those prompts, where samplers differ most."""
+    every row generates max_new_tokens), ours and transformers' own top-p, min-p and Top-H, at
+    each temperature; the cost of the logits processors alone on the model's own next-token
+    logits for those prompts, where samplers differ most; and how many tokens each sampler keeps
+    on the next-token distributions along sampled continuations of those prompts."""
     import statistics
 
     import torch
@@ -222,7 +223,7 @@ def decoding(args) -> None:
 
     torch.set_num_threads(1)
     protocol = Protocol()
-    folder = REPO / packaged.model_build(protocol.model).path
+    folder = Path(args.model) if args.model else REPO / packaged.model_build(protocol.model).path
     if not (folder / "config.json").is_file():
         print(packaged.convert_model(packaged.model_config(protocol.model), folder))
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -234,44 +235,87 @@ def decoding(args) -> None:
     with torch.no_grad():
         next_token_logits = model(**batch).logits[:, -1].float()
     samplers = {name.split("/")[1]: registry.get(name) for name in registry.available("decoding")}
+    load_start = os.getloadavg()[0]  # on a shared machine the absolute figures move with the load; the ratios much less
+    default_alpha = registry.get("decoding/top_h").Params().alpha
     by_temperature = {}
     for temperature in args.temperatures:
         off = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
         configs = {name: {**off, "logits_processor": LogitsProcessorList(cls(cls.Params()).processors(temperature))} for name, cls in samplers.items()}
-        configs["hf_top_p"] = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 0.9}
-        configs["hf_min_p"] = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0, "min_p": 0.1}
-        times = {name: [] for name in configs}
+        hf_off = {**off, "temperature": temperature}
+        configs["hf_top_p"] = {**hf_off, "top_p": 0.9}
+        configs["hf_min_p"] = {**hf_off, "min_p": 0.1}
+        configs["hf_top_h"] = {**hf_off, "top_h": default_alpha}  # transformers' TopHLogitsWarper (renormalizes over its 100 candidates)
+        # wall and CPU seconds: on a shared machine other jobs stretch the wall time; the process's
+        # own CPU time (one thread) is what the sampler costs, and what the ratios are taken from
+        wall = {name: [] for name in configs}
+        cpu = {name: [] for name in configs}
         for repeat in range(args.repeats + 1):  # round-robin, so load that drifts hits every sampler alike; round 0 warms up
             for name, kwargs in configs.items():
                 torch.manual_seed(repeat)
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 with torch.no_grad():
                     model.generate(**batch, max_new_tokens=args.tokens, min_new_tokens=args.tokens, pad_token_id=tokenizer.eos_token_id, **kwargs)
-                times[name].append(time.perf_counter() - start)
-        tokens_per_s = {name: round(len(prompts) * args.tokens / statistics.median(taken[1:]), 1) for name, taken in times.items()}
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        generated = len(prompts) * args.tokens
+        tokens_per_s = {name: round(generated / statistics.median(taken[1:]), 1) for name, taken in wall.items()}
+        tokens_per_cpu_s = {name: round(generated / statistics.median(taken[1:]), 1) for name, taken in cpu.items()}
         processor_us = {}
         for name, cls in samplers.items():
             procs = cls(cls.Params()).processors(temperature)
-            start = time.perf_counter()
+            start_cpu = time.process_time()
             for _ in range(args.steps):
                 scores = next_token_logits
                 for proc in procs:
                     scores = proc(None, scores)
-            processor_us[name] = round(1e6 * (time.perf_counter() - start) / args.steps, 1)
+            processor_us[name] = round(1e6 * (time.process_time() - start_cpu) / args.steps, 1)
+        # Top-H's CPU cost per token relative to another sampler: below 1, Top-H is the cheaper
         by_temperature[str(temperature)] = {
             "tokens_per_s": tokens_per_s,
-            "processor_us_per_step": processor_us,
-            "top_h_over_top_p_cost_per_token": round(tokens_per_s["top_p"] / tokens_per_s["top_h"], 3),
-            "top_h_over_hf_top_p_cost_per_token": round(tokens_per_s["hf_top_p"] / tokens_per_s["top_h"], 3),
-            "top_h_over_top_p_processor_cost": round(processor_us["top_h"] / processor_us["top_p"], 3),
+            "tokens_per_cpu_s": tokens_per_cpu_s,
+            "processor_cpu_us_per_step": processor_us,
+            "top_h_cost_per_token_relative_to": {other: round(tokens_per_cpu_s[other] / tokens_per_cpu_s["top_h"], 3)
+                                                 for other in ("top_p", "hf_top_p", "min_p", "hf_min_p", "hf_top_h", "top_h_renorm")},
+            "top_h_processor_cost_relative_to": {other: round(processor_us["top_h"] / processor_us[other], 3) for other in ("top_p", "min_p", "top_h_renorm")},
         }
-        print(f"T {temperature}: " + "  ".join(f"{name} {v}" for name, v in tokens_per_s.items()) + " tokens/s")
+        print(f"T {temperature}: " + "  ".join(f"{name} {v}" for name, v in tokens_per_cpu_s.items()) + " tokens per CPU second")
     write("decoding_throughput", {
-        "what": f"generated tokens/s of generate, SmolLM2-135M-Instruct float32, 1 thread, batch {len(prompts)}, {args.tokens} new tokens,"
-                f" median of {args.repeats}; processor cost on the model's next-token logits for the same prompts, {args.steps} calls",
+        "what": f"generated tokens per second (wall) and per CPU second of generate, SmolLM2-135M-Instruct float32, 1 thread, batch {len(prompts)},"
+                f" {args.tokens} new tokens, median of {args.repeats}; processor CPU cost on the model's next-token logits for the same prompts,"
+                f" {args.steps} calls; hf_* are transformers' own warpers (top_p 0.9, min_p 0.1, top_h {default_alpha}); ours at their card defaults;"
+                " ratios from CPU time",
         "by_temperature": by_temperature,
+        "load_average_1min": {"start": round(load_start, 1), "end": round(os.getloadavg()[0], 1)},
+        "kept_tokens": kept_set_sizes(model, batch, tokenizer.eos_token_id, samplers, args),
         "target": "top-H costs at most 1.1x top-p per token",
     })
+
+
+def kept_set_sizes(model, batch, pad_token_id: int, samplers: dict, args) -> dict:
+    """How many tokens each sampler keeps, on the model's next-token distributions along one sampled
+    continuation per prompt (T 1, seed 0, EOS ignored): mean, median and max over those rows, at
+    each temperature in args.kept_temperatures, and how many rows keep the whole vocabulary."""
+    import torch
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model.generate(**batch, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=args.kept_rows_per_prompt,
+                             min_new_tokens=args.kept_rows_per_prompt, pad_token_id=pad_token_id, output_logits=True, return_dict_in_generate=True)
+    rows = torch.cat([step.float() for step in out.logits])  # (new tokens x prompts, vocab), the model's raw logits
+    figures = {"rows": rows.shape[0], "vocab": rows.shape[1], "by_temperature": {}}
+    for temperature in args.kept_temperatures:
+        per_sampler = {}
+        for name in ("top_h", "top_h_renorm", "top_p", "min_p", "top_k"):
+            cls = samplers[name]
+            scores = rows.clone()
+            for proc in cls(cls.Params()).processors(temperature):
+                scores = proc(None, scores)
+            kept = torch.isfinite(scores).sum(-1).float()
+            per_sampler[name] = {"mean": round(float(kept.mean()), 1), "median": float(kept.median()), "max": int(kept.max()),
+                                 "whole_vocab_rows": int((kept == rows.shape[1]).sum())}
+        figures["by_temperature"][str(temperature)] = per_sampler
+        print(f"kept tokens at T {temperature}: " + "  ".join(f"{n} {v['mean']}" for n, v in per_sampler.items()))
+    return figures
 
 
 def main() -> None:
@@ -293,6 +337,9 @@ def main() -> None:
     p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 2.0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=50, help="logits-processor calls timed per sampler")
+    p.add_argument("--kept-temperatures", type=float, nargs="+", default=[0.3, 1.0, 2.0])
+    p.add_argument("--kept-rows-per-prompt", type=int, default=64, help="sampled continuation length whose next-token rows are measured")
+    p.add_argument("--model", default="", help="a converted model folder (default: the DAG's cache folder, converted if absent)")
     p.set_defaults(func=decoding)
     args = parser.parse_args()
     args.func(args)

@@ -11,11 +11,20 @@ from functools import cache
 from pathlib import Path
 
 
-def evaluate(lm, tasks: list, task_manager, seed: int, fewshot_seed: int, chat_template: bool) -> dict:
-    """lm-eval's results and logged samples for `tasks` (names or task configs) with model `lm`."""
+def evaluate(lm, tasks: list, task_manager, seed: int, fewshot_seed: int, chat_template: bool, num_fewshot: dict | None = None) -> dict:
+    """lm-eval's results and logged samples for `tasks` (names or task configs) with model `lm`.
+    `num_fewshot` sets few-shot counts per task, as lm-eval's --num_fewshot would for a run of
+    that task alone (the others keep their own)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from lm_eval import simple_evaluate
 
+    if num_fewshot:
+        from lm_eval.tasks import get_task_dict
+
+        built = get_task_dict(tasks, task_manager)
+        for name, n in num_fewshot.items():
+            built[name].set_config(key="num_fewshot", value=n)
+        tasks = list(built.values())
     return simple_evaluate(
         model=lm, tasks=tasks, task_manager=task_manager, apply_chat_template=chat_template, fewshot_as_multiturn=chat_template,
         log_samples=True, bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=fewshot_seed,

@@ -26,7 +26,12 @@ class Protocol:
     model: str = "smollm2_135m_instruct"  # a packaged model (entrobench/models/packaged.py), a hub id, or a folder under the data root
     dtype: str = "float32"  # weights and compute: float32 on CPU, bfloat16 on GPUs
     tasks: list[str] = field(default_factory=lambda: list(BUILTIN_TASKS))  # task YAMLs of ours (tasks/, configs/_tasks/) or lm-eval's
-    accuracy_tasks: list[str] = field(default_factory=lambda: ["eb_capitals", "eb_add2"])  # averaged into acc_mean
+    # averaged into acc_mean: local tasks (their acc_<task>) and names of hub_metrics
+    accuracy_tasks: list[str] = field(default_factory=lambda: ["eb_capitals", "eb_add2"])
+    # lm-eval's own tasks, read by name: our metric -> "task:metric,filter" of lm-eval's results,
+    # e.g. {acc_gsm8k_strict: "gsm8k_cot:exact_match,strict-match"}: one column per benchmark and filter
+    hub_metrics: dict = field(default_factory=dict)
+    num_fewshot: dict = field(default_factory=dict)  # task -> few-shot examples, as lm-eval's --num_fewshot for that task alone
     # items per local task (absent or None: all), chosen as its YAML says (task_data.py)
     n_items: dict = field(default_factory=dict)
     # per local task, a cap on generated tokens below the task YAML's max_gen_toks (e.g. GSM8K's 128
@@ -45,9 +50,16 @@ class Protocol:
             small = [k for k, v in getattr(self, key).items() if v is not None and v < 1]
             if small:
                 raise ValueError(f"{key}.{small[0]}: expected a count >= 1 or null, got {getattr(self, key)[small[0]]}")
-        missing = [t for t in self.accuracy_tasks if t not in self.tasks]
+        missing = [t for t in self.accuracy_tasks if t not in self.tasks and t not in self.hub_metrics]
         if missing:
-            raise ValueError(f"accuracy_tasks: {missing[0]!r} is not in tasks")
+            raise ValueError(f"accuracy_tasks: {missing[0]!r} is neither in tasks nor in hub_metrics")
+        for name, where in self.hub_metrics.items():
+            task, _, key = str(where).partition(":")
+            if task not in self.tasks or not key:
+                raise ValueError(f"hub_metrics.{name}: expected 'task:metric,filter' with a task of `tasks`, got {where!r}")
+        for task, n in self.num_fewshot.items():
+            if task not in self.tasks or not isinstance(n, int) or n < 0:
+                raise ValueError(f"num_fewshot.{task}: expected a task of `tasks` and a count >= 0, got {n!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
         if self.batch_size < 1:
@@ -70,7 +82,6 @@ DATASETS = {
 
 METRICS = {
     "acc_mean": Metric("fraction", "higher", "mean accuracy over the protocol's accuracy tasks"),
-    "acc_hub": Metric("fraction", "higher", "mean of the hub tasks' first accuracy-like metric (full scale)"),
     "distinct_1": Metric("fraction", "higher", "unique unigrams / unigrams over the open-ended outputs"),
     "distinct_2": Metric("fraction", "higher", "unique bigrams / bigrams over the open-ended outputs"),
     "self_bleu": Metric("fraction", "lower", "mean BLEU of each open-ended output against the others"),
@@ -107,10 +118,13 @@ class Decoding(Family):
         return list(self.metrics) + (list(self._task_metrics(scaled)) if scaled is not None else [])
 
     def _task_metrics(self, scaled) -> dict[str, Metric]:
-        """acc_<task> for each local task of the protocol whose YAML scores `acc`."""
+        """acc_<task> for each local task of the protocol whose YAML scores `acc`, and the
+        protocol's hub_metrics (lm-eval's own tasks, one metric and filter each)."""
         tasks = task_data.find_tasks(scaled.protocol.tasks, task_dirs(scaled.card))
-        return {task_data.accuracy_metric(name): Metric("fraction", "higher", task.description or f"accuracy on task {name}")
-                for name, task in tasks.items() if task.scores_accuracy}
+        local = {task_data.accuracy_metric(name): Metric("fraction", "higher", task.description or f"accuracy on task {name}")
+                 for name, task in tasks.items() if task.scores_accuracy}
+        hub = {name: Metric("fraction", "higher", f"lm-eval's {where.replace(':', ' ', 1)}") for name, where in scaled.protocol.hub_metrics.items()}
+        return {**local, **hub}
 
     def check(self, scaled) -> None:
         """Every task is a local YAML or one of lm-eval's: one line naming the nearest name otherwise."""

@@ -48,7 +48,8 @@ def run_cell(run: CellRun) -> dict:
     with tempfile.TemporaryDirectory(prefix="entrobench-tasks-") as scratch:
         include = include_paths(run.inputs["tasks"], Path(scratch)) if "tasks" in run.inputs else []
         manager = TaskManager(include_path=include or None, include_defaults=any(t not in local for t in tasks))
-        out = evaluate(lm, tasks, manager, seed=config["seed"], fewshot_seed=FEWSHOT_SEED, chat_template=protocol.chat_template)
+        out = evaluate(lm, tasks, manager, seed=config["seed"], fewshot_seed=FEWSHOT_SEED, chat_template=protocol.chat_template,
+                       num_fewshot=protocol.num_fewshot)
     metrics = task_metrics(out["results"], protocol, local)
     metrics.update(lm.token_stats())
     samples = _samples(out.get("samples", {}))
@@ -70,23 +71,21 @@ def run_cell(run: CellRun) -> dict:
 
 def task_metrics(results: dict, protocol: Protocol, local: set[str]) -> dict[str, float]:
     """lm-eval's results -> our metric names: acc_<task> and the diversity metrics of local tasks,
-    acc_mean over the protocol's accuracy tasks, acc_hub over lm-eval's own tasks."""
-    metrics, hub = {}, []
-    for task, values in results.items():
-        numbers = {key.split(",")[0]: v for key, v in values.items() if isinstance(v, (int, float)) and not key.split(",")[0].endswith("_stderr")}
-        if task in local:
-            if "acc" in numbers:
-                metrics[accuracy_metric(task)] = float(numbers["acc"])
-            metrics.update({k: float(numbers[k]) for k in ("distinct_1", "distinct_2", "self_bleu") if k in numbers})
-        else:  # a hub task: its first accuracy-like number
-            first = next((numbers[k] for k in ("acc", "exact_match", "acc_norm") if k in numbers), None)
-            if first is not None:
-                hub.append(float(first))
-    accuracies = [metrics.get(accuracy_metric(t)) for t in protocol.accuracy_tasks if t in local]
+    the protocol's hub_metrics ("task:metric,filter" of lm-eval's own tasks), and acc_mean over
+    the protocol's accuracy tasks."""
+    metrics = {}
+    for task in local & set(results):
+        numbers = {key.split(",")[0]: v for key, v in results[task].items() if isinstance(v, (int, float)) and not key.split(",")[0].endswith("_stderr")}
+        if "acc" in numbers:
+            metrics[accuracy_metric(task)] = float(numbers["acc"])
+        metrics.update({k: float(numbers[k]) for k in ("distinct_1", "distinct_2", "self_bleu") if k in numbers})
+    for name, where in protocol.hub_metrics.items():
+        task, _, key = where.partition(":")
+        if task in results and key in results[task]:
+            metrics[name] = float(results[task][key])
+    accuracies = [metrics.get(accuracy_metric(t) if t in local else t) for t in protocol.accuracy_tasks]
     if accuracies and None not in accuracies:
         metrics["acc_mean"] = float(np.mean(accuracies))
-    if hub:
-        metrics["acc_hub"] = float(np.mean(hub))
     return metrics
 
 

@@ -1,146 +1,123 @@
-"""Top-H on hand-made distributions: the bound, the paper's greedy rule, the true optimum found by
-brute force on small vocabularies, and degenerate inputs."""
+"""Top-H as the authors' processor runs it: kept sets worked out by hand on small vectors (the
+arithmetic is in the comments), the 100-candidate cap, temperature first, the edges their code
+does not handle, and exact agreement with transformers' TopHLogitsWarper where the two rules
+coincide (a vocabulary of at most 100 tokens)."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
 import torch
+from transformers.generation.logits_process import TopHLogitsWarper
 
-from methods.decoding.top_h import TopH, TopHProcessor, kept_count
-
-TOL = 1e-5
-
-
-def _entropy(p: torch.Tensor) -> float:
-    p = p[p > 0].double()
-    q = p / p.sum()
-    return float(-(q * q.log()).sum())
+from methods import registry
+from methods.decoding.top_h import CANDIDATES, TopH, TopHProcessor
 
 
 def _kept(logits: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.isfinite(TopHProcessor(alpha)(None, logits.clone()))
 
 
-def _greedy_by_hand(p: list[float], alpha: float) -> set[int]:
-    """The paper's rule written out token by token: add in order of decreasing probability and
-    stop before the first token that breaks H(q) <= alpha * H(p)."""
-    bound = alpha * _entropy(torch.tensor(p))
-    order = sorted(range(len(p)), key=lambda i: -p[i])
-    kept = [order[0]]
-    for i in order[1:]:
-        if p[i] == 0 or _entropy(torch.tensor([p[j] for j in kept + [i]])) > bound + TOL:
-            break
-        kept.append(i)
-    return set(kept)
+def _kept_ids(logits: torch.Tensor, alpha: float) -> set[int]:
+    return set(torch.nonzero(_kept(logits, alpha)[0]).flatten().tolist())
 
 
-def _optimum(p: torch.Tensor, alpha: float) -> float:
-    """max p(S) over every non-empty S with H(p restricted to S) <= alpha * H(p)."""
-    bound = alpha * _entropy(p)
-    best = 0.0
-    for r in range(1, len(p) + 1):
-        for subset in itertools.combinations(range(len(p)), r):
-            sub = p[list(subset)]
-            if _entropy(sub) <= bound + 1e-12:
-                best = max(best, float(sub.sum()))
-    return best
+# p = (1/2, 1/4, 1/8, 1/8), placed out of order in the vocabulary. In bits, -p log2 p is
+# 0.5, 0.5, 0.375, 0.375 for the tokens by decreasing p: partial sums 0.5, 1.0, 1.375, 1.75, and
+# the budget is alpha * 1.75 (the candidates are the whole vocabulary).
+DYADIC = torch.tensor([[math.log(1 / 8), math.log(1 / 2), math.log(1 / 8), math.log(1 / 4)]])
 
 
-@pytest.mark.parametrize("alpha", [0.2, 0.4, 0.6, 0.9])
-def test_kept_set_is_the_greedy_rule_and_within_the_bound(alpha):
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(50):
-        logits = torch.randn(1, 12, generator=gen) * 2
-        p = logits.softmax(-1)[0]
-        kept = _kept(logits, alpha)[0]
-        assert set(torch.nonzero(kept).flatten().tolist()) == _greedy_by_hand(p.tolist(), alpha)
-        assert _entropy(p[kept]) <= alpha * _entropy(p) + TOL
+@pytest.mark.parametrize(("alpha", "expected"), [
+    (0.0, {1}),      # budget 0: the top token only
+    (0.4, {1}),      # 0.7 bits: 0.5 fits, 1.0 does not
+    (0.55, {1}),     # 0.9625: 1.0 still does not (the renormalized rule keeps two here)
+    (0.6, {1, 3}),   # 1.05: 1.0 fits, 1.375 does not
+    (1.0, {0, 1, 2, 3}),  # 1.75: every candidate, the budget met with equality
+])
+def test_dyadic_kept_sets_by_hand(alpha, expected):
+    assert _kept_ids(DYADIC, alpha) == expected
 
 
-def test_greedy_never_beats_and_never_breaks_the_brute_force_optimum(record_property):
-    """ECMM is NP-hard: the greedy may fall short of the optimum, never above it, and never
-    outside the bound. The test records the gap it finds (pytest --junitxml shows it)."""
-    gen = torch.Generator().manual_seed(1)
-    gaps = []
-    for trial in range(120):
-        n = 4 + trial % 6  # vocabularies of 4..9 tokens: 2^9 subsets at most
-        alpha = [0.2, 0.4, 0.6][trial % 3]
-        logits = torch.randn(1, n, generator=gen) * (0.5 + trial % 4)
-        p = logits.softmax(-1)[0].double()
-        kept = _kept(logits, alpha)[0]
-        greedy_mass = float(p[kept].sum())
-        best = _optimum(p, alpha)
-        assert _entropy(p[kept]) <= alpha * _entropy(p) + TOL
-        assert greedy_mass <= best + 1e-9
-        gaps.append(best - greedy_mass)
-    record_property("topH_mass_gap_max", max(gaps))
-    record_property("topH_mass_gap_mean", sum(gaps) / len(gaps))
-    record_property("topH_optimal_share", sum(g < 1e-9 for g in gaps) / len(gaps))
+def test_a_tie_at_the_cut_keeps_exactly_one_of_the_tied_tokens():
+    """alpha 0.8: budget 1.4 bits, partial sums 1.375 then 1.75: three tokens, the third one of the
+    two tokens of probability 1/8 (torch.topk's order, as in the authors' code)."""
+    kept = _kept_ids(DYADIC, 0.8)
+    assert len(kept) == 3 and {1, 3} <= kept and len(kept & {0, 2}) == 1
 
 
-def test_one_hot_keeps_the_one_token():
-    logits = torch.full((1, 8), float("-inf"))
-    logits[0, 3] = 0.0
-    assert _kept(logits, 0.4)[0].tolist() == [i == 3 for i in range(8)]
+def test_near_deterministic_row_by_hand():
+    """logits (10, 1, 0, -1, -2): p = 0.999808, 1.2339e-4, 4.539e-5, 1.670e-5, 6.14e-6;
+    -p ln p = 1.916e-4, 1.1105e-3, 4.539e-4, 1.837e-4, 7.37e-5 nats, partial sums 1.916e-4,
+    1.3021e-3, 1.7560e-3, 1.9397e-3, 2.0134e-3 = the budget at alpha 1."""
+    logits = torch.tensor([[10.0, 1.0, 0.0, -1.0, -2.0]])
+    assert _kept_ids(logits, 0.0) == {0}
+    assert _kept_ids(logits, 0.4) == {0}  # budget 8.054e-4 < 1.3021e-3
+    assert _kept_ids(logits, 0.7) == {0, 1}  # budget 1.4094e-3: 1.3021e-3 fits, 1.7560e-3 does not
+    assert _kept_ids(logits, 1.0) == {0, 1, 2, 3, 4}
 
 
-def test_uniform_keeps_all_at_alpha_one_and_one_below():
-    logits = torch.zeros(1, 16)
+def test_entropy_below_1e_6_at_alpha_zero_and_one():
+    """logits (25, 0 x 99): H(p) = 99 e^-25 (25 + 1) ~ 3.6e-8 nats. alpha 0 keeps the top token,
+    alpha 1 all 100 (the budget is the whole partial sum)."""
+    logits = torch.zeros(1, 100)
+    logits[0, 0] = 25.0
+    assert _kept_ids(logits, 0.0) == {0}
     assert _kept(logits, 1.0).all()
-    # any proper subset of a uniform distribution has entropy log k < log 16 but > alpha log 16 for k > 16^alpha
-    kept = _kept(logits, 0.5)[0]
-    assert int(kept.sum()) == 4  # log 4 = 0.5 log 16: the bound is met with equality
+
+
+def test_the_budget_is_the_100_candidates_share_of_the_entropy():
+    """Uniform over 200 tokens: each candidate adds c = ln(200) / 200. The budget is alpha times
+    the 100 candidates' 100 c, not alpha times H(p) = 200 c: at alpha 0.455, 45 tokens (45 c <=
+    45.5 c < 46 c), not 91. At alpha 1 the cap itself: 100 of 200."""
+    logits = torch.zeros(1, 200)
+    assert int(_kept(logits, 0.455).sum()) == 45
+    assert int(_kept(logits, 1.0).sum()) == CANDIDATES == 100
+
+
+def test_never_more_than_100_tokens_on_a_flat_row():
+    logits = torch.randn(3, 5000, generator=torch.Generator().manual_seed(0)) * 0.01
+    assert (_kept(logits, 1.0).sum(-1) == 100).all()
+
+
+def test_temperature_comes_first():
+    """logits 2 ln(4, 2, 1, 1). At T 2, p = (1/2, 1/4, 1/8, 1/8): alpha 0.6 keeps two (above). At
+    T 1, p = (16, 4, 1, 1) / 22: -p ln p = 0.23160, 0.30995, 0.14050, 0.14050, budget
+    0.6 * 0.82256 = 0.49353 < 0.23160 + 0.30995: one token. Kept logits are the tempered ones."""
+    logits = 2 * torch.log(torch.tensor([[4.0, 2.0, 1.0, 1.0]]))
+    sampler = TopH(TopH.Params(alpha=0.6))
+    for temperature, kept in [(2.0, [True, True, False, False]), (1.0, [True, False, False, False])]:
+        scores = logits.clone()
+        for proc in sampler.processors(temperature):
+            scores = proc(None, scores)
+        assert torch.isfinite(scores[0]).tolist() == kept
+        assert torch.equal(scores[torch.isfinite(scores)], (logits / temperature)[torch.isfinite(scores)])
 
 
 def test_minus_inf_logits_are_never_kept_and_do_not_produce_nan():
+    """The authors' code turns 0 * log 0 into NaN and never stops; here a token of probability 0
+    adds nothing to the sums and is never kept, even at alpha 1."""
     logits = torch.tensor([[2.0, 1.0, float("-inf"), 0.5, float("-inf")]])
     out = TopHProcessor(1.0)(None, logits.clone())
     assert not torch.isnan(out).any()
     assert torch.isfinite(out[0]).tolist() == [True, True, False, True, False]
 
 
-def test_rows_of_a_batch_are_truncated_independently():
-    """A batch mixes a peaked row, a flat one and one padded with -inf (a shorter vocabulary)."""
-    peaked = torch.tensor([8.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    flat = torch.zeros(6)
-    short = torch.tensor([1.0, 0.9, 0.8, float("-inf"), float("-inf"), float("-inf")])
-    batch = torch.stack([peaked, flat, short])
-    kept = _kept(batch, 0.6)
-    for row in range(3):
-        assert kept[row].tolist() == _kept(batch[row : row + 1], 0.6)[0].tolist()
-    assert not kept[2, 3:].any()
+@pytest.mark.parametrize("vocab", [7, 50, 100])
+@pytest.mark.parametrize("alpha", [0.1, 0.4, 0.7, 0.95])
+def test_matches_transformers_top_h_when_the_candidates_hold_all_the_mass(vocab, alpha):
+    """transformers' TopHLogitsWarper renormalizes over its 100 candidates; with at most 100 tokens
+    in the vocabulary that is the full softmax, and the two rules keep the same tokens. Not at
+    alpha 1: there it compares its running sum with an entropy computed another way, and rounding
+    drops the last candidates (the authors' loop, likewise, keeps 99 or runs off its list)."""
+    gen = torch.Generator().manual_seed(vocab)
+    logits = torch.randn(64, vocab, generator=gen) * torch.rand(64, 1, generator=gen) * 6
+    theirs = torch.isfinite(TopHLogitsWarper(top_h=alpha)(None, logits.clone()))
+    assert torch.equal(_kept(logits, alpha), theirs)
 
 
-def test_alpha_zero_is_greedy_and_kept_count_grows_with_alpha():
-    gen = torch.Generator().manual_seed(2)
-    logits = torch.randn(4, 100, generator=gen)
-    assert (_kept(logits, 0.0).sum(-1) == 1).all()
-    counts = [kept_count(torch.sort(logits.softmax(-1), descending=True).values, a) for a in (0.1, 0.3, 0.6, 1.0)]
-    for smaller, larger in zip(counts, counts[1:]):
-        assert (smaller <= larger).all()
-
-
-def test_params_reject_an_alpha_outside_zero_one():
+def test_registered_with_the_authors_default_and_alpha_checked():
+    assert registry.get("decoding/top_h") is TopH
+    assert math.isclose(TopH.Params().alpha, 0.4)
     with pytest.raises(ValueError, match="alpha"):
         TopH.Params(alpha=1.5)
-    assert math.isclose(TopH.Params().alpha, 0.4)
-
-
-@pytest.mark.parametrize("spread", [8.0, 0.05])  # peaked: a few tokens kept; flat: past the head
-def test_the_head_shortcut_keeps_exactly_what_a_full_sort_keeps(spread):
-    """Top-H looks at the HEAD most likely tokens first and sorts everything only when the kept
-    set reaches past them; either way the kept set is the full-sort rule's."""
-    from methods.decoding.top_h import HEAD
-
-    logits = torch.randn(6, 5000, generator=torch.Generator().manual_seed(3)) * spread
-    probs = logits.softmax(-1)
-    sorted_probs, order = probs.sort(-1, descending=True)
-    keep = kept_count(sorted_probs, 0.8)
-    expected = torch.zeros_like(logits, dtype=torch.bool)
-    for row in range(logits.shape[0]):
-        expected[row, order[row, : keep[row]]] = True
-
-    assert torch.equal(_kept(logits, 0.8), expected)
-    assert (keep < HEAD).all() if spread > 1 else (keep > HEAD).any()

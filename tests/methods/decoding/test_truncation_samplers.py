@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers.generation.logits_process import MinPLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (
+    MinPLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from methods import registry
 from methods.decoding.base import TokenStats, entropy
@@ -63,6 +67,25 @@ def test_temperature_comes_before_truncation():
     cold = _kept_by("decoding/min_p", {"p_base": 0.1}, logits, temperature=0.5).sum()
     hot = _kept_by("decoding/min_p", {"p_base": 0.1}, logits, temperature=2.0).sum()
     assert hot > cold
+
+
+@pytest.mark.parametrize("method", registry.available("decoding"))
+def test_rows_of_a_batch_are_truncated_independently_and_minus_inf_stays_out(method):
+    """A batch mixes a peaked row, a flat one and one padded with -inf (a shorter vocabulary):
+    each row keeps what it keeps alone, a -inf logit is never kept, and nothing turns NaN."""
+    peaked = torch.tensor([8.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    flat = torch.zeros(6)
+    short = torch.tensor([1.0, 0.9, 0.8, float("-inf"), float("-inf"), float("-inf")])
+    batch = torch.stack([peaked, flat, short])
+    kept = _kept_by(method, {}, batch, temperature=1.5)
+    for row in range(3):
+        assert kept[row].tolist() == _kept_by(method, {}, batch[row : row + 1], temperature=1.5)[0].tolist()
+    assert kept.any(-1).all() and not kept[2, 3:].any()
+    cls = registry.get(method)
+    scores = batch.clone()
+    for proc in cls(cls.Params()).processors(1.5):
+        scores = proc(None, scores)
+    assert not torch.isnan(scores).any()
 
 
 def test_token_stats_skip_finished_rows_and_measure_nats():
