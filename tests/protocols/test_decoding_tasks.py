@@ -126,3 +126,19 @@ def test_distinct_n_and_self_bleu():
     assert utils.distinct_2(different) == 1.0
     assert utils.self_bleu(same) == pytest.approx(1.0)
     assert utils.self_bleu(different) < 0.2
+
+
+def test_hub_metrics_read_one_filter_each_and_feed_acc_mean():
+    """lm-eval's own tasks give one column per benchmark and filter (not a merged acc_hub)."""
+    from entrobench.protocols.decoding.run import task_metrics
+
+    protocol = Protocol(tasks=["gsm8k_cot", "gpqa_main_generative_n_shot", "eb_open_ended"], accuracy_tasks=["acc_gsm8k_strict", "acc_gpqa"],
+                        hub_metrics={"acc_gsm8k_strict": "gsm8k_cot:exact_match,strict-match", "acc_gsm8k_flexible": "gsm8k_cot:exact_match,flexible-extract",
+                                     "acc_gpqa": "gpqa_main_generative_n_shot:exact_match,flexible-extract"})
+    results = {"gsm8k_cot": {"exact_match,strict-match": 0.25, "exact_match,flexible-extract": 0.5, "exact_match_stderr,strict-match": 0.1},
+               "gpqa_main_generative_n_shot": {"exact_match,strict-match": 0.0, "exact_match,flexible-extract": 0.75},
+               "eb_open_ended": {"distinct_2,none": 0.9}}
+    metrics = task_metrics(results, protocol, local={"eb_open_ended"})
+    assert metrics == {"acc_gsm8k_strict": 0.25, "acc_gsm8k_flexible": 0.5, "acc_gpqa": 0.75, "distinct_2": 0.9, "acc_mean": 0.5}
+    with pytest.raises(ValueError, match="hub_metrics.acc_x: expected 'task:metric,filter' with a task of `tasks`"):
+        Protocol(tasks=["gsm8k_cot"], accuracy_tasks=[], hub_metrics={"acc_x": "gsm8k:exact_match,strict-match"})
