@@ -41,6 +41,10 @@ class Protocol:
     steps: int = 250  # rollout batches (policy updates happen minibatches x ppo_epochs times per step)
     prompts_per_step: int = 32  # x the setting's group size = sequences per rollout batch
     minibatches: int = 2  # optimizer steps per rollout batch and epoch; >1 makes later ones off-policy
+    # the unit the loss (and a variant's token selection: Clip-Cov, KL-Cov, Lp-Reg) is computed on:
+    # each minibatch cut into this many micro-batches of whole sequences, gradients accumulated
+    # (verl computes it per micro-batch); 1: the whole minibatch
+    micro_batches: int = 1
     ppo_epochs: int = 1
     lr: float = 1e-3  # AdamW, betas below, weight decay 0.01 (torch default)
     beta1: float = 0.9
@@ -58,7 +62,8 @@ class Protocol:
 
     def __post_init__(self):
         for name in ("n_layer", "d_model", "n_head", "digits", "held_out", "warmup_batch", "warmup_check_every",
-                     "warmup_check_prompts", "steps", "prompts_per_step", "minibatches", "ppo_epochs", "eval_samples", "eval_batch_size", "smooth"):
+                     "warmup_check_prompts", "steps", "prompts_per_step", "minibatches", "micro_batches", "ppo_epochs", "eval_samples",
+                     "eval_batch_size", "smooth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.prompts_per_step % self.minibatches:
@@ -151,6 +156,14 @@ class RLVR(Family):
     Setting = Setting
     datasets = DATASETS
     metrics = METRICS
+
+    def check(self, scaled) -> None:
+        p = scaled.protocol
+        for setting in scaled.settings:
+            size = p.prompts_per_step * setting.group_size // p.minibatches
+            if size % p.micro_batches:
+                raise ValueError(f"protocol.micro_batches ({p.micro_batches}) must divide the {size} sequences of a minibatch "
+                                 f"(prompts_per_step x group_size / minibatches, setting {setting.name})")
 
     def cell_builds(self, scaled, dataset: str, setting: Setting, seed: int) -> dict[str, Build]:
         """The warm-up checkpoint every GRPO cell starts from (shared by methods, seeds and cards
