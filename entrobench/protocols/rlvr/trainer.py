@@ -48,7 +48,7 @@ class GRPOTrainer:
         self.policy, self.reference, self.task, self.method = policy, reference, task, method
         self.protocol, self.setting = protocol, setting
         self.reference.requires_grad_(False)
-        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2))
+        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2), weight_decay=protocol.weight_decay)
         ramp = protocol.lr_warmup_updates
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda update: min(1.0, (update + 1) / ramp) if ramp else 1.0)
         # one stream per purpose: evaluating (or not) never shifts the prompts or the rollouts

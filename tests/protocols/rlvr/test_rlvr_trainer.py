@@ -115,12 +115,17 @@ def test_run_cell_records_metrics_curves_and_the_kl_cov_warning(tiny, warm):
         assert name in out["metrics"], name
 
 
-def test_full_scale_cells_skip_with_a_reason(warm):
+def test_full_scale_cells_skip_with_a_reason_where_they_cannot_run(warm, tmp_path):
     full = load_card(CARD).scale("full")
     config = {"protocol": dataclasses.asdict(full.protocol), "setting": dataclasses.asdict(full.settings[0]),
-              "dataset": "math_l3to5", "seed": 0, "params": {}}
-    with pytest.raises(run.Skip, match="GPU rollout engine"):
-        run.run_cell(_cell(config, warm, "grpo"))
+              "dataset": "dapo_math_17k", "seed": 0, "params": {}, "method": "rlvr/grpo"}
+    if not torch.cuda.is_available():
+        with pytest.raises(run.Skip, match="rollout vllm needs GPUs and vLLM"):
+            run.run_cell(_cell(config, warm, "grpo"))
+    config["protocol"]["rollout"] = "hf"  # even without vLLM: nothing staged under this data root
+    cell = dataclasses.replace(_cell(config, warm, "grpo"), data_root=tmp_path)
+    with pytest.raises(run.Skip, match="math data not staged"):
+        run.run_cell(cell)
 
 
 def test_micro_batches_compute_the_loss_per_micro_batch_and_accumulate_as_verl(tiny, warm):
