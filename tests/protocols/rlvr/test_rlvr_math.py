@@ -130,3 +130,21 @@ def test_a_math_cell_through_the_command_line_trains_and_scores_the_benchmarks(t
     aime = [s for s in rec["samples"] if s["task"] == "eb_math_aime24"]
     assert aime and all(len(s["responses"]) == 32 for s in aime)  # avg@32
     assert rec["data_fingerprint"] == "dapo_math_17k+aime24+math500"
+
+
+def test_table2_lays_out_ours_beside_the_papers_numbers(tmp_path):
+    from entrobench.card import load_card
+    from entrobench.protocols.rlvr.plots import table2
+
+    card = load_card(CARD)
+    benchmarks = card.scale("full").protocol.benchmarks
+    records = [{"dataset": "dapo_math_17k", "setting": "g8_t1", "method": "grpo", "seed": seed, "status": record.OK,
+                "metrics": {**{f"acc_{b}": 0.20 + 0.02 * seed for b in benchmarks}, "avg_acc": 0.20 + 0.02 * seed}} for seed in (0, 1)]
+    text = table2(card, "full", records, benchmarks, tmp_path / "t.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    assert header == "| method | AIME24 | AIME25 | AMC | MATH-500 | OMNI-MATH | OlympiadBench | Minerva | Avg. |"
+    grpo = next(line for line in text.splitlines() if line.startswith("| GRPO |"))
+    assert grpo.count("21.0 ± 12.7 (n=2)") == 8  # mean 0.21, t(0.975, 1) x 0.01414 = 0.127
+    assert "(21.2)" in grpo and "(38.6)" in grpo  # AIME24 and Avg. as printed in Table 2
+    lp_reg = next(line for line in text.splitlines() if line.startswith("| Lp-Reg |"))
+    assert lp_reg.count("n/a") == 8 and "(" not in lp_reg  # no run yet, and not in the paper's table
