@@ -104,3 +104,21 @@ def test_sigterm_saves_at_the_end_of_the_grpo_step_and_the_rerun_resumes_there(t
     # ... but not bit for bit: the engine's shuffle of a generation batch into minibatches drew other
     # orders after the resume (grad norm 0.6693 against 0.6685 on step 1), unlike the suite's trainer
     assert resumed["grad_norm"][1] == pytest.approx(expected["grad_norm"][1], rel=0.05)
+
+
+def test_the_gpu_bench_runs_the_adapter_on_cpu_with_the_tiny_model(tmp_path, tiny_chat_lm):
+    """bench/rlvr_gpu.py is the GPU check (vLLM rollouts of a 0.5B-1.5B model): the same code on
+    CPU with transformers rollouts writes its figures."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rlvr_gpu", REPO / "bench" / "rlvr_gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "rlvr_gpu.json"
+    assert bench.main(["--model", str(tiny_chat_lm), "--rollout", "hf", "--steps", "2", "--prompts", "2", "--group", "4",
+                       "--max-new-tokens", "8", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["setting"]["device"] == "cpu" and figures["setting"]["engine"].startswith("trl ")
+    assert figures["rollout_s_median"] > 0 and figures["update_s_median"] >= 0 and len(figures["curves"]["entropy"]) == 2
+    with pytest.raises(SystemExit):
+        bench.main(["--model", str(tmp_path / "nowhere")])
