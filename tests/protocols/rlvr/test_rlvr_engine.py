@@ -16,7 +16,9 @@ import yaml
 
 from entrobench import checkpoint, record
 from entrobench.protocols.rlvr import engine
+from entrobench.protocols.rlvr.engine_tasks import check_runnable
 from entrobench.protocols.rlvr.family import Protocol, Setting
+from entrobench.record import Skip
 
 REPO = Path(__file__).resolve().parents[3]
 CARD = REPO / "configs" / "rlvr" / "clipcov_cui2025.yaml"
@@ -104,6 +106,50 @@ def test_sigterm_saves_at_the_end_of_the_grpo_step_and_the_rerun_resumes_there(t
     # ... but not bit for bit: the engine's shuffle of a generation batch into minibatches drew other
     # orders after the resume (grad norm 0.6693 against 0.6685 on step 1), unlike the suite's trainer
     assert resumed["grad_norm"][1] == pytest.approx(expected["grad_norm"][1], rel=0.05)
+
+
+def test_what_this_machine_cannot_run_is_skipped_with_the_reason(tmp_path):
+    with pytest.raises(Skip, match="rollout vllm needs GPUs and vLLM"):
+        check_runnable(Protocol(model="m", engine="trl", rollout="vllm"), "addition_chat", None)
+    with pytest.raises(Skip, match=r"not staged under the data root \(dapo_math_17k, aime24\).*math_data --data-root"):
+        check_runnable(Protocol(model="m", engine="trl", benchmarks=["aime24"]), "dapo_math_17k", tmp_path)
+
+
+def test_the_accelerate_config_is_trls_own_with_the_jobs_gpus_and_precision():
+    fsdp = engine.accelerate_config(Protocol(model="m", engine="trl", sharding="fsdp", precision="bf16", gradient_checkpointing=True), 8)
+    assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_version"] == 2
+    assert (fsdp["num_processes"], fsdp["num_machines"], fsdp["mixed_precision"]) == (8, 1, "bf16")
+    assert fsdp["fsdp_config"]["fsdp_activation_checkpointing"] is False  # the trainer's gradient checkpointing does it
+    zero3 = engine.accelerate_config(Protocol(model="m", engine="trl", sharding="zero3"), 4)
+    assert zero3["deepspeed_config"]["zero_stage"] == 3 and zero3["num_processes"] == 4 and zero3["mixed_precision"] == "no"
+
+
+def test_a_launched_run_passes_sigterm_to_its_group_and_exits_143(tmp_path, monkeypatch):
+    """The multi-GPU path: `accelerate launch` of this module's `train`; the job's SIGTERM reaches
+    the launched group (here a stand-in that saves and exits 143 as train does)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    started, real_popen = [], subprocess.Popen
+
+    def popen(command, start_new_session):
+        assert command[:3] == [sys.executable, "-m", "accelerate.commands.launch"] and command[-3:-1] == ["-m", "entrobench.protocols.rlvr.engine"]
+        assert yaml.safe_load((tmp_path / "accelerate.yaml").read_text())["num_processes"] == 2
+        child = real_popen([sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(143)); "
+                                  "print('up', flush=True); time.sleep(60)"], start_new_session=start_new_session, stdout=subprocess.PIPE)
+        child.stdout.readline()
+        started.append(child)
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()  # the walltime's signal, to the cell's process
+        return child
+
+    monkeypatch.setattr(engine.subprocess, "Popen", popen)
+    with pytest.raises(SystemExit) as stop:
+        engine.launch({"folder": str(tmp_path)}, 2, Protocol(model="m", engine="trl", sharding="fsdp"))
+    assert stop.value.code == checkpoint.TERMINATED and started[0].returncode == checkpoint.TERMINATED
+    assert json.loads((tmp_path / "spec.json").read_text()) == {"folder": str(tmp_path)}
 
 
 def test_the_gpu_bench_runs_the_adapter_on_cpu_with_the_tiny_model(tmp_path, tiny_chat_lm):
