@@ -173,8 +173,9 @@ WARMUP_CODE = ("run.py", "warmup.py", "model.py", "task.py", "evaluate.py", "hf_
                "tasks/eb_rlvr_addition.yaml", "tasks/eb_rlvr_addition_greedy.yaml", "tasks/utils.py")
 
 
-# what an engine cell runs besides the above (engine.py's own checkpoints fingerprint engine.py and the method)
-ENGINE_CODE = ("engine.py", "engine_tasks.py", "math_data.py", "math_answers.py", "benchmarks.py")
+# what an engine cell runs besides the above, and a math dataset's cell besides that
+ENGINE_CODE = ("engine.py", "engine_tasks.py")
+MATH_CODE = ("math_data.py", "math_answers.py", "benchmarks.py", "tasks/eb_math.yaml")
 
 
 def model_builds(protocol: Protocol) -> dict[str, Build]:
@@ -216,9 +217,9 @@ class RLVR(Family):
 
     def cell_sources(self, scaled, dataset: str, setting: Setting) -> list[Path]:
         engine = ENGINE_CODE if scaled.protocol.engine != "ours" else ()
-        tasks = ["tasks/eb_math.yaml"] if scaled.protocol.benchmarks else []
+        math = MATH_CODE if dataset in TRAIN_SETS else ()
         return [_HERE / f for f in ("run.py", "trainer.py", "model.py", "task.py", "evaluate.py", "hf_folder.py", "law.py", "tasks/utils.py",
-                                    "tasks/eb_rlvr_addition.yaml", "tasks/eb_rlvr_addition_greedy.yaml", *engine, *tasks)]
+                                    "tasks/eb_rlvr_addition.yaml", "tasks/eb_rlvr_addition_greedy.yaml", *engine, *math)]
 
     def cell_data_files(self, scaled, dataset: str, setting: Setting) -> list[str]:
         """A math cell's training set and benchmark items (math_data.py stages them) and its policy's weights."""
