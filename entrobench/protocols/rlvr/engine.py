@@ -140,7 +140,11 @@ class Walltime(TrainerCallback):
         self.updates_per_step = updates_per_step
         self.terminate = False
         self.trainer = None
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def close(self) -> None:
+        """Give SIGTERM back (after training: a SIGTERM during the evaluation ends the job at once)."""
+        signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
 
     def _on_sigterm(self, signum, frame) -> None:
         self.terminate = True
@@ -223,7 +227,10 @@ def train(spec: dict) -> None:
         callbacks=[walltime, Report(Progress(spec["label"]), updates, protocol.steps)])
     walltime.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # the log dicts; Report prints one line per GRPO step
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    try:
+        trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    finally:
+        walltime.close()
     if walltime.terminate:
         print(f"engine: SIGTERM, saved step {trainer.state.global_step // updates} to {out}; exiting to be rerun", file=sys.stderr, flush=True)
         raise SystemExit(checkpoint.TERMINATED)
@@ -265,7 +272,7 @@ def run_cell(run: CellRun) -> dict:
     check_runnable(protocol, config["dataset"], run.data_root)
     model = model_folder(config, run.inputs, run.data_root)
     folder = engine_folder(run.checkpoint_path)
-    code = [__file__, *checkpoint.method_code(run.method_cls)]
+    code = [__file__, str(Path(__file__).with_name("engine_tasks.py")), *checkpoint.method_code(run.method_cls)]
     _claim(folder, checkpoint.fingerprint(config, *code))
     spec = {"protocol": config["protocol"], "setting": config["setting"], "seed": config["seed"], "method": config["method"],
             "params": config["params"], "dataset": config["dataset"], "model": model, "folder": str(folder),
