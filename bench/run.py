@@ -3,7 +3,7 @@
     python bench/run.py throughput       # TTA adaptation throughput (images/s) per method
     python bench/run.py smoke            # wall time of each card's smoke table from scratch (minutes)
     python bench/run.py noop             # wall time of `make smoke` when nothing changed
-    python bench/run.py rlvr-step        # one GRPO step (rollout, update) ours vs TRL's GRPOTrainer (pip install -e .[bench])
+    python bench/run.py rlvr-step        # one GRPO step (rollout, update): ours, TRL's own GRPO, ours through TRL (engine.py)
     python bench/run.py decoding         # generated tokens/s per sampler in `generate` (SmolLM2-135M)
 
 Timings are figures, not tests: nothing here asserts a target. Run on an otherwise idle machine.
@@ -102,26 +102,34 @@ def noop(args) -> None:
 
 
 def rlvr_step(args) -> None:
-    """Seconds per GRPO step, rollout and update apart: our trainer and TRL's GRPOTrainer on the
-    same ~100k-parameter GPT-2 decoder (smoke size), 32 prompts x 8 samples, 4 answer tokens,
-    2 optimizer steps of 128 sequences per rollout batch, one thread. TRL's rollout is its
-    `_generate_and_score_completions` (timed by wrapping it), its update the rest of the step."""
+    """Seconds per GRPO step, rollout and update apart, on the same ~100k-parameter GPT-2 decoder
+    (smoke size), 32 prompts x 8 samples, 4 answer tokens, 2 optimizer steps of 128 sequences per
+    rollout batch, one thread: our trainer; TRL's GRPOTrainer with its built-in GRPO loss; and TRL's
+    GRPOTrainer with our rlvr/grpo through the adapter (entrobench/protocols/rlvr/engine.py), the
+    last two alternated over `rounds` runs so that load on a shared machine hits both alike. TRL's
+    rollout is its `_generate_and_score_completions` (timed by wrapping it), its update the rest."""
     import statistics
 
     import torch
 
     torch.set_num_threads(1)
-    figures = {"setting": {"prompts": 32, "group_size": 8, "answer_tokens": 4, "minibatches": 2, "steps_timed": args.steps,
+    figures = {"setting": {"prompts": 32, "group_size": 8, "answer_tokens": 4, "minibatches": 2, "steps_timed": args.steps, "rounds": args.rounds,
                            "model": "GPT-2 config, 2 layers, d_model 64, 4 heads, from scratch"}}
     figures["entrobench"] = _time_ours(args.steps)
-    try:
-        figures["trl"] = _time_trl(args.steps)
-    except Exception as err:  # an optional extra: say what blocked it instead of failing the whole bench
-        figures["trl"] = {"error": f"{type(err).__name__}: {err}"}
-    for name in ("entrobench", "trl"):
+    runs = {"trl": [], "trl_adapter": []}
+    for _ in range(args.rounds):
+        runs["trl"].append(_time_trl(args.steps))
+        runs["trl_adapter"].append(_time_trl(args.steps, adapter=True))
+    for name, timed in runs.items():
+        figures[name] = {"version": timed[0]["version"], "note": timed[0]["note"],
+                         **{k: [t for run in timed for t in run[k]] for k in ("rollout_s", "update_s")}}
+    for name in ("entrobench", "trl", "trl_adapter"):
         f = figures[name]
-        if "rollout_s" in f:
-            f.update({f"{k}_median": statistics.median(f[k]) for k in ("rollout_s", "update_s")})
+        f.update({f"{k}_median": statistics.median(f[k]) for k in ("rollout_s", "update_s")})
+    figures["adapter_over_builtin_update"] = figures["trl_adapter"]["update_s_median"] / figures["trl"]["update_s_median"]
+    figures["adapter_over_builtin_step"] = ((figures["trl_adapter"]["rollout_s_median"] + figures["trl_adapter"]["update_s_median"])
+                                            / (figures["trl"]["rollout_s_median"] + figures["trl"]["update_s_median"]))
+    print(f"adapter / built-in GRPO: update {figures['adapter_over_builtin_update']:.3f}x, step {figures['adapter_over_builtin_step']:.3f}x")
     write("rlvr_step", figures)
 
 
@@ -148,7 +156,7 @@ def _time_ours(steps: int) -> dict:
             "note": "rollout = sampling with the policy's logits kept + verifier + reference log-probs; first step dropped (warm-up)"}
 
 
-def _time_trl(steps: int) -> dict:
+def _time_trl(steps: int, adapter: bool = False) -> dict:
     import time as _time
 
     import torch
@@ -178,7 +186,15 @@ def _time_trl(steps: int) -> dict:
                             num_generations=8, max_completion_length=4, temperature=1.0, beta=0.0, learning_rate=1e-3, adam_beta2=0.99,
                             max_grad_norm=1.0, loss_type="dapo", max_steps=2 * (steps + 1), logging_steps=10**6, save_strategy="no",
                             report_to="none", use_cpu=True, bf16=False, gradient_checkpointing=False, seed=0, shuffle_dataset=False)
-    trainer = trl.GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=data, processing_class=tokenizer)
+    if adapter:  # the same trainer with our loss module in place of its own
+        from entrobench.protocols.rlvr.engine import PolicyLossTrainer
+        from methods import registry
+
+        grpo = registry.get("rlvr/grpo")
+        trainer = PolicyLossTrainer(model=model, reward_funcs=reward, args=config, train_dataset=data, processing_class=tokenizer,
+                                    policy_loss=grpo(grpo.Params()))
+    else:
+        trainer = trl.GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=data, processing_class=tokenizer)
     rollout_s, step_s = [], []
     generate = trainer._generate_and_score_completions
 
@@ -203,7 +219,8 @@ def _time_trl(steps: int) -> dict:
     per_rollout = [step_s[i] + step_s[i + 1] for i in range(0, len(step_s) - 1, 2)]
     rollouts = rollout_s[: len(per_rollout)]
     return {"version": trl.__version__, "rollout_s": rollouts[1:], "update_s": [t - r for t, r in zip(per_rollout, rollouts)][1:],
-            "note": "TRL generates with transformers generate(); rollout = _generate_and_score_completions, update = rest of the two optimizer steps; first step dropped"}
+            "note": ("TRL with our rlvr/grpo through engine.PolicyLossTrainer; " if adapter else "TRL with its own GRPO loss (loss_type dapo); ")
+            + "generate() rollouts; rollout = _generate_and_score_completions, update = rest of the two optimizer steps; first step dropped"}
 
 
 def decoding(args) -> None:
@@ -330,6 +347,7 @@ def main() -> None:
     p.set_defaults(func=noop)
     p = sub.add_parser("rlvr-step")
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3, help="alternating runs of TRL's own GRPO and the adapter")
     p.set_defaults(func=rlvr_step)
     p = sub.add_parser("decoding")
     p.add_argument("--batch", type=int, default=16)

@@ -10,10 +10,13 @@ Covariance term: "The Entropy Mechanism of Reinforcement Learning for Reasoning 
 
 Everything here is a pure function of tensors: no model, no sampling, no optimizer.
 
-The contract, called by the RLVR protocol once per minibatch:
+The contract, called by the RLVR protocol once per micro-batch (a whole minibatch unless the
+protocol splits it, as the engines do):
     variant = Cls(Cls.Params(**card_params), generator=torch.Generator().manual_seed(seed))
     warning = Cls.schedule_warning(ppo_epochs, minibatches)   # str or None, before training
-    out = variant.loss(PolicyBatch(logp, logp_old, advantages, mask, logp_ref, logits=...))
+    needs = variant.requires()   # subset of REQUIREMENTS: what the trainer must compute for it
+    features = variant.rollout_features(logits_old, tokens)   # at rollout, if "rollout_logits" in needs
+    out = variant.loss(PolicyBatch(logp, logp_old, advantages, mask, logp_ref, logits=..., rollout=features))
     out.loss.backward()          # scalar; the optimizer step is the protocol's
     out.logs                     # {LOG_KEYS: float}, the per-step curves
     out.selected                 # (B, T) bool: tokens detached (Clip-Cov) or penalized (KL-Cov)
@@ -29,6 +32,13 @@ from dataclasses import dataclass, field
 import torch
 
 AGGREGATIONS = ("token_mean", "seq_mean")
+# What a variant may need beyond logp, logp_old, advantages, mask and a (detached) entropy:
+#   "logits"          the (B, T, V) logits with their gradient (entropy bonus, Lp-Reg's current-policy proxy)
+#   "logp_ref"        the reference policy's log-probs (a KL term to the reference)
+#   "rollout_logits"  the sampling policy's (B, T, V) logits at rollout time, turned into per-token
+#                     features by `rollout_features` (Lp-Reg's proxy from the rollout policy)
+# A trainer that can hand over less (an engine at a 7B model's vocabulary) computes only these.
+REQUIREMENTS = ("logits", "logp_ref", "rollout_logits")
 # What every variant logs, so the protocol can draw the same curves for every row of the table.
 LOG_KEYS = ("loss", "pg_loss", "entropy", "clip_frac", "ppo_kl", "kl_ref", "cov_mean", "selected_frac")
 
@@ -62,29 +72,48 @@ def policy_ratio(logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:
 
 
 def clipped_surrogate(
-    logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, eps_low: float, eps_high: float
+    logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, eps_low: float, eps_high: float,
+    dual_clip_c: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token PPO loss -min(r A, clip(r, 1 - eps_low, 1 + eps_high) A) (PPO Eq. 7, as a loss).
 
     logp, logp_old (B, T); advantages (B,), one per sequence, broadcast over its tokens.
-    Returns the loss (B, T) and `clipped` (B, T) bool: where the clipped branch is the smaller one,
+    Returns the loss (B, T) and `clipped` (B, T) bool: where a clip bound is the active branch,
     so the token gets no gradient. eps_low == eps_high is PPO/GRPO; eps_high > eps_low is DAPO's
     clip-higher.
+
+    dual_clip_c > 1 adds dual-clip PPO's lower bound (Ye et al. 2020, arXiv 1912.09729, Eq. 5): for
+    A < 0 the loss is capped at -c A, so a token whose ratio ran far above 1 cannot dominate the
+    batch (verl's clip_ratio_c; 3 by default there, 10 in the entropy paper's recipes). 0: off.
     """
     adv = advantages[:, None]  # (B, 1)
     ratio = policy_ratio(logp, logp_old)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv
-    return -torch.minimum(unclipped, clipped), clipped < unclipped
+    loss, silenced = -torch.minimum(unclipped, clipped), clipped < unclipped
+    if dual_clip_c > 0:
+        capped = (adv < 0) & (loss > -dual_clip_c * adv)  # -c A > 0 where A < 0
+        loss = torch.where(capped, (-dual_clip_c * adv).expand_as(loss), loss)
+        silenced = silenced | capped
+    return loss, silenced
 
 
-def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+K3_LOG_RATIO_BOUND = 20.0  # verl's low_var_kl: log-ratio clamped to [-20, 20] before exp (nats)
+K3_BOUND = 10.0  # and the estimate to [-10, 10] (nats)
+
+
+def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     """Per-token KL(pi_theta || pi_ref) estimate exp(ref - logp) - (ref - logp) - 1 (DeepSeekMath Eq. 4).
 
     Unbiased under samples from pi_theta and never negative (e^x >= 1 + x), unlike logp - ref.
-    No clamp: verl's "low_var_kl" clamps to [-10, 10]; a run that needs it has diverged anyway.
+    clamp=True is verl's "low_var_kl" (core_algos.kl_penalty): the log-ratio clamped to [-20, 20]
+    before exp and the estimate to [-10, 10], so one token the policy has all but ruled out cannot
+    blow up the loss; the gradient is 0 where a clamp is active. False: the plain estimator.
     """
     x = logp_ref - logp
+    if clamp:
+        x = x.clamp(-K3_LOG_RATIO_BOUND, K3_LOG_RATIO_BOUND)
+        return (torch.exp(x) - x - 1.0).clamp(-K3_BOUND, K3_BOUND)
     return torch.exp(x) - x - 1.0
 
 
@@ -169,6 +198,8 @@ class PolicyBatch:
     entropy    (B, T) token entropy in nats; takes precedence over logits. For the entropy bonus
                it must carry the gradient; for the other variants a detached one spares keeping
                the (B, T, V) graph of a large vocabulary
+    rollout    name -> (B, T): the variant's own `rollout_features` of these tokens, computed from
+               the sampling policy's logits at rollout time (empty when it asks for none)
     """
 
     logp: torch.Tensor
@@ -178,6 +209,7 @@ class PolicyBatch:
     logp_ref: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     entropy: torch.Tensor | None = None
+    rollout: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
         shape = tuple(self.logp.shape)
@@ -193,6 +225,9 @@ class PolicyBatch:
             raise ValueError(f"PolicyBatch.logits must be {shape} + (V,), got {tuple(self.logits.shape)}")
         if self.logits is None and self.entropy is None:
             raise ValueError("PolicyBatch needs logits or entropy: every variant logs the policy entropy")
+        for name, value in self.rollout.items():
+            if tuple(value.shape) != shape:
+                raise ValueError(f"PolicyBatch.rollout[{name!r}] must have logp's shape {shape}, got {tuple(value.shape)}")
         self.mask = self.mask.bool()
         self.logp_old = self.logp_old.detach()
         if self.logp_ref is not None:
@@ -233,11 +268,14 @@ class LossParams:
 class ClipParams(LossParams):
     eps_low: float = 0.2  # ratio clipped below at 1 - eps_low (dimensionless)
     eps_high: float = 0.2  # ratio clipped above at 1 + eps_high (dimensionless)
+    dual_clip_c: float = 0.0  # dual-clip bound: for A < 0 the loss is at most -c A (dimensionless); 0: off, else > 1
 
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "eps_low", 0.0, 1.0)
         check_range(self, "eps_high", 0.0, math.inf)
+        if self.dual_clip_c != 0 and not 1.0 < self.dual_clip_c < math.inf:
+            raise ValueError(f"{type(self).__qualname__}.dual_clip_c must be 0 (off) or a finite number > 1, got {self.dual_clip_c}")
 
 
 def check_range(params, name: str, low: float, high: float) -> None:
@@ -267,8 +305,19 @@ class PolicyLoss:
         """A warning about the update schedule (PPO epochs x minibatches per rollout batch), or None."""
         return None
 
+    def requires(self) -> frozenset[str]:
+        """What this variant needs beyond the plain batch (names in REQUIREMENTS); none by default."""
+        return frozenset()
+
+    def rollout_features(self, logits: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-token values (B, T) this variant reads later from PolicyBatch.rollout, computed from
+        the sampling policy's logits (B, T, V) of the sampled tokens (B, T); called at rollout time
+        when "rollout_logits" is in `requires()`."""
+        return {}
+
     def token_loss(self, batch: PolicyBatch, cov: torch.Tensor) -> TokenLoss:
-        loss, clipped = clipped_surrogate(batch.logp, batch.logp_old, batch.advantages, self.params.eps_low, self.params.eps_high)
+        p = self.params
+        loss, clipped = clipped_surrogate(batch.logp, batch.logp_old, batch.advantages, p.eps_low, p.eps_high, p.dual_clip_c)
         return TokenLoss(loss, clipped, torch.zeros_like(batch.mask))
 
     def regularizer(self, batch: PolicyBatch, entropy: torch.Tensor) -> torch.Tensor:

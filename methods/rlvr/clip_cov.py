@@ -80,7 +80,7 @@ class ClipCov(PolicyLoss):
 
     def token_loss(self, batch: PolicyBatch, cov: torch.Tensor) -> TokenLoss:
         p = self.params
-        loss, clipped = clipped_surrogate(batch.logp, batch.logp_old, batch.advantages, p.eps_low, p.eps_high)
+        loss, clipped = clipped_surrogate(batch.logp, batch.logp_old, batch.advantages, p.eps_low, p.eps_high, p.dual_clip_c)
         count = fraction_count(p.detach_frac, int(batch.mask.sum()))
         detached = select_in_band(cov, batch.mask & ~clipped, p.cov_lb, p.cov_ub, count, self.generator)
         # Multiply by 0 rather than drop from the mask: no gradient, same denominator (reference code).

@@ -34,6 +34,9 @@ class EntropyBonus(PolicyLoss):
             super().__post_init__()
             check_range(self, "coef", 0.0, float("inf"))
 
+    def requires(self) -> frozenset[str]:
+        return frozenset({"logits"})  # the entropy's gradient runs through every logit
+
     def regularizer(self, batch: PolicyBatch, entropy: torch.Tensor) -> torch.Tensor:
         if not entropy.requires_grad and batch.logp.requires_grad:
             raise ValueError("rlvr/entropy_bonus needs an entropy that carries the gradient: pass PolicyBatch.logits "

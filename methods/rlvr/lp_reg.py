@@ -20,9 +20,16 @@ base.k3_kl). Tokens the filter drops (pi_proxy = 0: presumed noise) are never pu
 As in the reference code: the selection is over the minibatch's tokens with A < 0 (positive ones
 are left alone: the recipes set logp_pos_k_percent = 0); the count is int(neg_frac * n) and the
 rule acts only when it is at least 2 (the reference's `if k > 1`); the selected tokens' policy
-term is unclipped. The proxy is built from the current policy's logits, detached, as the
-reference's inline forward pass does: on the first minibatch of a rollout batch that is the
-sampling policy.
+term is unclipped; k3 is clamped as verl's low_var_kl (base.k3_kl, `kl_clamp`).
+
+Which policy the proxy filters (`proxy`):
+- "rollout" (default): the policy that sampled the batch, the recipes' minp_old_log_prob=True:
+  the reference code runs the actor once more before the update (compute_minp_log_prob) and
+  keeps the min-p filtered log-prob of each sampled token; here `rollout_features` computes it
+  from the sampling logits, so every minibatch of a rollout batch pulls toward the same target.
+- "current": the policy being updated, detached (the reference's minp_old_log_prob=False, and
+  this suite's behaviour before the option existed): on the first minibatch the two agree; on
+  later ones the target moves with the policy.
 
 Units: `neg_frac` is a fraction (the recipes' logp_neg_k_percent = 0.01 multiplies the count
 directly, so it means 1 %, despite its name); `kappa` is the recipes' minp_p_threshold, a ratio
@@ -39,6 +46,7 @@ import torch
 from methods.registry import register
 from methods.rlvr.base import ClipParams, PolicyBatch, PolicyLoss, TokenLoss, check_range, clipped_surrogate, k3_kl, policy_ratio
 
+PROXIES = ("rollout", "current")  # which policy's distribution the min-p proxy filters (module docstring)
 ROUNDING = 1e-6  # nats: a proxy this close to the policy dropped nothing (the renormalizing sum rounds)
 
 
@@ -76,21 +84,39 @@ class LpReg(PolicyLoss):
         neg_frac: float = 0.01  # fraction of the negative-advantage tokens, lowest logp first (recipes logp_neg_k_percent)
         kappa: float = 0.02  # min-p ratio of the proxy: keep p >= kappa * max p (recipes minp_p_threshold)
         kl_coef: float = 1.0  # weight of the KL pull to the proxy, loss units per nat (recipes ppo_kl_coef=1)
+        proxy: str = "rollout"  # "rollout": the sampling policy's (recipes minp_old_log_prob=True); "current": the updated one's
+        kl_clamp: bool = True  # k3 clamped as verl's low_var_kl (the recipes' kl_type), base.k3_kl
 
         def __post_init__(self):
             super().__post_init__()
             check_range(self, "neg_frac", 0.0, 1.0)
             check_range(self, "kappa", 0.0, 1.0)
             check_range(self, "kl_coef", 0.0, float("inf"))
+            if self.proxy not in PROXIES:
+                raise ValueError(f"LpReg.Params.proxy must be one of {PROXIES}, got {self.proxy!r}")
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"rollout_logits"} if self.params.proxy == "rollout" else {"logits"})
+
+    def rollout_features(self, logits: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """log pi_proxy of each sampled token under the sampling policy's min-p filtered distribution."""
+        logp = logits.detach().log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
+        return {"proxy_logp": proxy_logp(logits, logp, self.params.kappa)}
 
     def token_loss(self, batch: PolicyBatch, cov: torch.Tensor) -> TokenLoss:
         p = self.params
-        if batch.logits is None:
-            raise ValueError("rlvr/lp_reg builds its proxy from the policy's logits: PolicyBatch.logits is required")
-        loss, clipped = clipped_surrogate(batch.logp, batch.logp_old, batch.advantages, p.eps_low, p.eps_high)
-        target = proxy_logp(batch.logits, batch.logp, p.kappa)
+        loss, clipped = clipped_surrogate(batch.logp, batch.logp_old, batch.advantages, p.eps_low, p.eps_high, p.dual_clip_c)
+        if p.proxy == "rollout":
+            if "proxy_logp" not in batch.rollout:
+                raise ValueError("rlvr/lp_reg with proxy 'rollout' needs PolicyBatch.rollout['proxy_logp'], from "
+                                 "rollout_features() on the sampling policy's logits (or set proxy: current)")
+            target = batch.rollout["proxy_logp"]
+        elif batch.logits is None:
+            raise ValueError("rlvr/lp_reg with proxy 'current' builds its proxy from the policy's logits: PolicyBatch.logits is required")
+        else:
+            target = proxy_logp(batch.logits, batch.logp, p.kappa)
         below_proxy = batch.logp.detach() < target - ROUNDING  # the proxy dropped something, so it raises this token
         selected = select_low_probability(batch.logp, batch.advantages, batch.mask, p.neg_frac) & below_proxy
         target = torch.where(selected, target, batch.logp.detach())  # no -inf reaches the loss: k3 is 0 off the selection
-        pulled = -policy_ratio(batch.logp, batch.logp_old) * batch.advantages[:, None] + p.kl_coef * k3_kl(batch.logp, target)
+        pulled = -policy_ratio(batch.logp, batch.logp_old) * batch.advantages[:, None] + p.kl_coef * k3_kl(batch.logp, target, clamp=p.kl_clamp)
         return TokenLoss(torch.where(selected, pulled, loss), clipped & ~selected, selected)

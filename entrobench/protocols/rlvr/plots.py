@@ -1,5 +1,6 @@
 """RLVR plots from records: entropy and reward against step per method, and entropy against
-reward per method with the fitted law R = -a exp(H) + b."""
+reward per method with the fitted law R = -a exp(H) + b; where the protocol names benchmarks, the
+paper's Table 2 layout (rows = methods, columns = benchmarks and Avg., ours beside the paper's)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,37 @@ def draw(card: Card, scale: str, records: list[dict], out_dir: Path) -> list[Pat
             name, title = f"{dataset}-{setting.name}", f"{card.id}: {dataset} · {setting.name}"
             written.append(_curves(card, here, smooth, title, out_dir / f"{name}-curves.png"))
             written.append(_law(card, here, smooth, title, out_dir / f"{name}-entropy-reward.png"))
+            if scaled.protocol.benchmarks:
+                written.append(table2(card, scale, here, scaled.protocol.benchmarks, out_dir / f"{name}-table2.md"))
     return written
+
+
+def table2(card: Card, scale: str, records: list[dict], benchmarks: list[str], path: Path) -> Path:
+    """Table 2's layout in Markdown, in %: each cell ours (mean ± 95% CI over seeds) and, where the
+    card reports it, the paper's number in parentheses. Columns follow the protocol's benchmarks."""
+    from entrobench.aggregate import frame, summarize
+    from entrobench.protocols.rlvr.benchmarks import BENCHMARKS
+
+    summary = summarize(frame(records)).set_index(["method", "metric"]) if records else None
+    metrics = [(f"acc_{b}", BENCHMARKS[b].column) for b in benchmarks] + [("avg_acc", "Avg.")]
+    paper = {(r.method, r.metric): r.value for r in card.spec.reported}
+    lines = [f"# {card.id} ({scale}): Table 2 layout, accuracy in %", "",
+             "Ours: mean ± 95% CI over seeds (n); the paper's number in parentheses. AIME and AMC avg@32 at T 0.6, the others greedy.", "",
+             "| method | " + " | ".join(column for _, column in metrics) + " |", "| --- |" + " --- |" * len(metrics)]
+    for entry in card.scale(scale).methods:
+        cells = []
+        for metric, _ in metrics:
+            ours = "n/a"
+            if summary is not None and (entry.name, metric) in summary.index:
+                row = summary.loc[(entry.name, metric)]
+                ci = f" ± {100 * row['ci95']:.1f}" if row["ci95"] == row["ci95"] else ""
+                ours = f"{100 * row['mean']:.1f}{ci} (n={int(row['n'])})"
+            theirs = f" ({100 * paper[(entry.name, metric)]:.1f})" if (entry.name, metric) in paper else ""
+            cells.append(ours + theirs)
+        lines.append(f"| {entry.label or entry.name} | " + " | ".join(cells) + " |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _runs(card: Card, records: list[dict], curve: str):

@@ -103,6 +103,10 @@ def run_cell(run: CellRun) -> dict:
     steps and on SIGTERM, and a rerun continues from it bit for bit."""
     config, inputs, data_root, method_cls, progress = run.config, run.inputs, run.data_root, run.method_cls, run.progress
     protocol, setting = Protocol(**config["protocol"]), Setting(**config["setting"])
+    if protocol.engine != "ours":  # an existing distributed engine with the same loss modules (engine.py)
+        from entrobench.protocols.rlvr.engine import run_cell as run_on_engine
+
+        return run_on_engine(run)
     reason = _unavailable({"model": protocol.model, "dataset": config["dataset"]})
     if reason:
         raise Skip(reason)

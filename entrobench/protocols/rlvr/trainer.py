@@ -4,6 +4,10 @@
 One GRPO step = sample G responses for each of P prompts from the current policy, score them
 with the verifier, normalize rewards within each group, then `minibatches x ppo_epochs`
 optimizer steps on the method's loss, against the log-probs the sampling policy gave them.
+With `micro_batches` > 1 each minibatch is cut into that many micro-batches of whole sequences,
+the loss (and a variant's token selection) is computed per micro-batch and the gradients are
+accumulated with weight (micro-batch sequences / minibatch sequences), as verl's actor does
+(dp_actor.update_policy); 1 computes it over the whole minibatch.
 Every random draw comes from a generator the trainer owns (prompts, rollouts, the method's
 own choices), so a run is a function of its seed, and `state_dict()` holds everything needed
 to resume it exactly.
@@ -35,6 +39,7 @@ class Rollout:
     logp_old: torch.Tensor  # (B, L) under the sampling policy
     logp_ref: torch.Tensor  # (B, L) under the reference (warm-up) policy
     mask: torch.Tensor  # (B, L) bool, response tokens (up to and including the end token)
+    features: dict[str, torch.Tensor]  # name -> (B, L): the method's rollout_features of the sampling logits
 
 
 class GRPOTrainer:
@@ -43,7 +48,7 @@ class GRPOTrainer:
         self.policy, self.reference, self.task, self.method = policy, reference, task, method
         self.protocol, self.setting = protocol, setting
         self.reference.requires_grad_(False)
-        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2))
+        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2), weight_decay=protocol.weight_decay)
         ramp = protocol.lr_warmup_updates
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda update: min(1.0, (update + 1) / ramp) if ramp else 1.0)
         # one stream per purpose: evaluating (or not) never shifts the prompts or the rollouts
@@ -88,7 +93,8 @@ class GRPOTrainer:
         rewards = task.rewards(pairs, responses, mask)
         logp_old = token_logp(logits, responses)
         logp_ref = token_logp(response_logits(self.reference, prompts, prompt_mask, responses, self.setting.temperature), responses)
-        out = Rollout(prompts, prompt_mask, responses, rewards, group_advantages(rewards, g), logp_old, logp_ref, mask)
+        features = self.method.rollout_features(logits, responses) if "rollout_logits" in self.method.requires() else {}
+        out = Rollout(prompts, prompt_mask, responses, rewards, group_advantages(rewards, g), logp_old, logp_ref, mask, features)
         self._log(entropy=masked_mean(token_entropy(logits), mask).item(), reward=rewards.mean().item(),
                   cov_mean=masked_mean(token_covariance(logp_old, out.advantages, mask), mask).item(),
                   kl_ref=masked_mean(k3_kl(logp_old, logp_ref), mask).item(), response_len=mask.sum(1).float().mean().item())
@@ -97,23 +103,28 @@ class GRPOTrainer:
     def update(self, batch: Rollout) -> None:
         p = self.protocol
         size = len(batch.rewards) // p.minibatches  # whole groups per minibatch (spec checks divisibility)
+        micro = size // p.micro_batches  # whole sequences per micro-batch (family.check checks divisibility)
         logs: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
             for start in range(0, len(batch.rewards), size):
-                part = slice(start, start + size)
-                logits = response_logits(self.policy, batch.prompts[part], batch.prompt_mask[part], batch.responses[part], self.setting.temperature)
-                out = self.method.loss(PolicyBatch(
-                    logp=token_logp(logits, batch.responses[part]), logp_old=batch.logp_old[part], advantages=batch.advantages[part],
-                    mask=batch.mask[part], logp_ref=batch.logp_ref[part], logits=logits))
                 self.opt.zero_grad(set_to_none=True)
-                out.loss.backward()
+                for part_start in range(start, start + size, micro):
+                    out = self.method.loss(self.policy_batch(batch, slice(part_start, part_start + micro)))
+                    (out.loss * (micro / size)).backward()  # verl: loss x (micro-batch / minibatch sequences)
+                    for key in ("clip_frac", "selected_frac", "ppo_kl", "pg_loss"):
+                        logs.setdefault(key, []).append(out.logs[key])
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), p.grad_clip)
                 self.opt.step()
                 self.lr_schedule.step()
-                for key in ("clip_frac", "selected_frac", "ppo_kl", "pg_loss"):
-                    logs.setdefault(key, []).append(out.logs[key])
                 logs.setdefault("grad_norm", []).append(float(grad_norm))
         self._log(**{key: sum(v) / len(v) for key, v in logs.items()})
+
+    def policy_batch(self, batch: Rollout, part: slice) -> PolicyBatch:
+        """The loss's view of sequences `part` of a rollout batch, with the current policy's logits."""
+        logits = response_logits(self.policy, batch.prompts[part], batch.prompt_mask[part], batch.responses[part], self.setting.temperature)
+        return PolicyBatch(logp=token_logp(logits, batch.responses[part]), logp_old=batch.logp_old[part], advantages=batch.advantages[part],
+                           mask=batch.mask[part], logp_ref=batch.logp_ref[part], logits=logits,
+                           rollout={name: value[part] for name, value in batch.features.items()})
 
     def train_step(self) -> None:
         t0 = time.perf_counter()

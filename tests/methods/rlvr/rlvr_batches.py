@@ -10,13 +10,15 @@ from methods.rlvr.base import PolicyBatch, group_advantages
 
 
 def random_batch(seed: int = 0, groups: int = 2, group_size: int = 4, length: int = 6, vocab: int = 7,
-                 off_policy: float = 0.1) -> PolicyBatch:
+                 off_policy: float = 0.1, variant=None) -> PolicyBatch:
     """A batch as a trainer builds it: logp from logits (with grad), logp_old and logp_ref a little
-    off, rewards 0/1, responses of different lengths. off_policy=0 makes logp_old == logp."""
+    off, rewards 0/1, responses of different lengths. off_policy=0 makes logp_old == logp. With a
+    `variant` that asks for rollout features, they are computed from the logits as sampled."""
     g = torch.Generator().manual_seed(seed)
     b = groups * group_size
     logits = torch.randn(b, length, vocab, generator=g).requires_grad_(True)
     tokens = torch.randint(vocab, (b, length), generator=g)
+    rollout = variant.rollout_features(logits.detach(), tokens) if variant is not None and "rollout_logits" in variant.requires() else {}
     logp = logits.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
     logp_old = logp.detach() + off_policy * torch.randn(b, length, generator=g)
     logp_ref = logp.detach() + 0.2 * torch.randn(b, length, generator=g)
@@ -24,7 +26,7 @@ def random_batch(seed: int = 0, groups: int = 2, group_size: int = 4, length: in
     lengths = torch.randint(1, length + 1, (b,), generator=g)
     mask = torch.arange(length)[None, :] < lengths[:, None]
     return PolicyBatch(logp=logp, logp_old=logp_old, advantages=group_advantages(rewards, group_size),
-                       mask=mask, logp_ref=logp_ref, logits=logits)
+                       mask=mask, logp_ref=logp_ref, logits=logits, rollout=rollout)
 
 
 def hand_batch(logp, logp_old, advantages, mask=None, logp_ref=None) -> PolicyBatch:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from methods.registry import available, get
-from methods.rlvr.base import LOG_KEYS, LossOutput
+from methods.rlvr.base import LOG_KEYS, REQUIREMENTS, LossOutput, token_entropy
 from rlvr_batches import random_batch
 
 METHODS = available("rlvr")  # base.py, the shared core, is not a method
@@ -16,8 +16,9 @@ TABLE_ROWS = {"rlvr/grpo", "rlvr/kl", "rlvr/entropy_bonus", "rlvr/clip_higher", 
 
 def _run(name: str, seed: int = 0) -> tuple[LossOutput, torch.Tensor]:
     cls = get(name)
-    batch = random_batch(seed=1)
-    out = cls(cls.Params(), generator=torch.Generator().manual_seed(seed)).loss(batch)
+    variant = cls(cls.Params(), generator=torch.Generator().manual_seed(seed))
+    batch = random_batch(seed=1, variant=variant)
+    out = variant.loss(batch)
     out.loss.backward()
     return out, batch.logits.grad
 
@@ -63,3 +64,21 @@ def test_rlvr_schedule_warning_is_text_or_none(name):
         warning = get(name).schedule_warning(epochs, minibatches)
         assert warning is None or isinstance(warning, str)
     assert get(name).schedule_warning(2, 4) is None
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_rlvr_loss_runs_on_what_it_requires_only(name):
+    """An engine hands over the full logits and the reference's log-probs only to the variants that
+    ask for them (requires()); every other variant must work from logp and a detached entropy."""
+    cls = get(name)
+    variant = cls(cls.Params(), generator=torch.Generator().manual_seed(0))
+    needs = variant.requires()
+    assert needs <= set(REQUIREMENTS)
+    batch = random_batch(seed=1, variant=variant)
+    if "logits" not in needs:
+        batch.entropy, batch.logits = token_entropy(batch.logits).detach(), None
+    if "logp_ref" not in needs:
+        batch.logp_ref = None
+    out = variant.loss(batch)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)

@@ -60,6 +60,48 @@ def test_clipped_surrogate_matches_hand_values_on_both_sides_of_the_clip():
     assert torch.allclose(logp.grad.squeeze(1), torch.tensor(GRADS, dtype=torch.float64))
 
 
+# Dual clip, c = 3, clip 0.2, logp_old = 0:
+#   r    A     PPO loss -min(r A, clip(r) A)      dual-clip: min(PPO loss, -c A)   grad (d/dlogp)
+#  5.0  -1     5.0                                min(5.0, 3.0) = 3.0              0 (capped)
+#  2.5  -1     2.5                                2.5 (under the cap)              -A r = 2.5
+#  5.0  +1     -1.2 (upper clip)                  A > 0: untouched, -1.2           0 (clipped)
+#  0.5  -2     1.6 (lower clip)                   1.6                              0 (clipped)
+DUAL_RATIOS, DUAL_ADVANTAGES = [5.0, 2.5, 5.0, 0.5], [-1.0, -1.0, 1.0, -2.0]
+
+
+def test_dual_clip_caps_the_loss_of_negative_advantages_at_c_times_minus_a():
+    logp = torch.tensor([[math.log(r)] for r in DUAL_RATIOS], dtype=torch.float64, requires_grad=True)
+    adv = torch.tensor(DUAL_ADVANTAGES, dtype=torch.float64)
+    loss, silenced = clipped_surrogate(logp, torch.zeros_like(logp), adv, 0.2, 0.2, dual_clip_c=3.0)
+    assert torch.allclose(loss.squeeze(1), torch.tensor([3.0, 2.5, -1.2, 1.6], dtype=torch.float64))
+    assert silenced.squeeze(1).tolist() == [True, False, True, True]
+    loss.sum().backward()
+    assert torch.allclose(logp.grad.squeeze(1), torch.tensor([0.0, 2.5, 0.0, 0.0], dtype=torch.float64))
+    plain, _ = clipped_surrogate(logp, torch.zeros_like(logp), adv, 0.2, 0.2)
+    assert plain[0].item() == pytest.approx(5.0)  # off (c = 0): the PPO loss as it was
+
+
+def test_dual_clip_is_an_option_of_every_clipped_variant_and_checked():
+    batch = hand_batch([[math.log(r)] for r in DUAL_RATIOS], [[0.0]] * 4, DUAL_ADVANTAGES)
+    out = GRPO(GRPO.Params(dual_clip_c=3.0)).loss(batch)
+    assert out.loss.item() == pytest.approx((3.0 + 2.5 - 1.2 + 1.6) / 4) and out.logs["clip_frac"] == pytest.approx(3 / 4)
+    for bad in (1.0, 0.5, -2.0, math.inf):
+        with pytest.raises(ValueError, match="dual_clip_c must be 0"):
+            GRPO.Params(dual_clip_c=bad)
+
+
+def test_k3_clamp_is_verls_low_var_kl():
+    # ref - logp = 25 -> clamped to 20 first, then e^20 - 21 clamped to 10; -30 -> -20: e^-20 + 19 -> 10;
+    # 1.0 -> e - 2 (inside both bounds); and the clamps stop the gradient where they bite
+    logp = torch.tensor([-25.0, 0.0, -1.0], dtype=torch.float64, requires_grad=True)
+    ref = torch.tensor([0.0, -30.0, 0.0], dtype=torch.float64)
+    clamped = k3_kl(logp, ref, clamp=True)
+    assert torch.allclose(clamped, torch.tensor([10.0, 10.0, math.e - 2], dtype=torch.float64))
+    assert k3_kl(logp, ref)[0].item() == pytest.approx(math.exp(25) - 26)  # the plain estimator
+    clamped.sum().backward()
+    assert logp.grad[:2].tolist() == [0.0, 0.0] and logp.grad[2].item() == pytest.approx(1 - math.e)
+
+
 def test_grpo_loss_is_the_token_mean_of_the_clipped_surrogate():
     batch = hand_batch([[math.log(r)] for r in RATIOS], [[0.0]] * 5, ADVANTAGES)
     out = GRPO(GRPO.Params()).loss(batch)

@@ -39,6 +39,14 @@ def test_kl_adds_beta_times_mean_k3_to_the_surrogate():
     assert out.logs["pg_loss"] == pytest.approx(-1.0)
 
 
+def test_kl_clamp_option_bounds_a_runaway_token_as_verl_does():
+    logp, ref = [[-30.0, 0.0]], [[0.0, 0.0]]  # one token the policy all but ruled out: k3 = e^30 - 31
+    plain = KLPenalty(KLPenalty.Params(beta=1.0)).loss(hand_batch(logp, logp, [0.0], logp_ref=ref))
+    clamped = KLPenalty(KLPenalty.Params(beta=1.0, kl_clamp=True)).loss(hand_batch(logp, logp, [0.0], logp_ref=ref))
+    assert plain.loss.item() == pytest.approx((math.exp(30) - 31) / 2)
+    assert clamped.loss.item() == pytest.approx(10.0 / 2)  # log-ratio to 20, estimate to 10, then the token mean
+
+
 def test_kl_without_a_reference_is_an_error_not_a_silent_zero():
     with pytest.raises(ValueError, match="logp_ref"):
         KLPenalty(KLPenalty.Params()).loss(hand_batch([[0.0]], [[0.0]], [1.0]))

@@ -115,9 +115,53 @@ def test_run_cell_records_metrics_curves_and_the_kl_cov_warning(tiny, warm):
         assert name in out["metrics"], name
 
 
-def test_full_scale_cells_skip_with_a_reason(warm):
+def test_full_scale_cells_skip_with_a_reason_where_they_cannot_run(warm, tmp_path):
     full = load_card(CARD).scale("full")
     config = {"protocol": dataclasses.asdict(full.protocol), "setting": dataclasses.asdict(full.settings[0]),
-              "dataset": "math_l3to5", "seed": 0, "params": {}}
-    with pytest.raises(run.Skip, match="GPU rollout engine"):
-        run.run_cell(_cell(config, warm, "grpo"))
+              "dataset": "dapo_math_17k", "seed": 0, "params": {}, "method": "rlvr/grpo"}
+    if not torch.cuda.is_available():
+        with pytest.raises(run.Skip, match="rollout vllm needs GPUs and vLLM"):
+            run.run_cell(_cell(config, warm, "grpo"))
+    config["protocol"]["rollout"] = "hf"  # even without vLLM: nothing staged under this data root
+    cell = dataclasses.replace(_cell(config, warm, "grpo"), data_root=tmp_path)
+    with pytest.raises(run.Skip, match="math data not staged"):
+        run.run_cell(cell)
+
+
+def test_micro_batches_compute_the_loss_per_micro_batch_and_accumulate_as_verl(tiny, warm):
+    """micro_batches 2: each minibatch's loss (and Clip-Cov's covariance and token draw) is computed
+    on each half and the gradients summed with weight 1/2, which is not the minibatch's own loss."""
+    trainer = _trainer(tiny, warm, "clip_cov", micro_batches=2, grad_clip=1e9)  # no norm clipping: gradients as computed
+    batch = trainer.rollout()
+    draws = trainer.method.generator.get_state()
+    size = len(batch.rewards) // trainer.protocol.minibatches
+
+    def gradient(loss) -> torch.Tensor:
+        trainer.policy.zero_grad(set_to_none=True)
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in trainer.policy.parameters()])
+
+    halves = gradient(sum(0.5 * trainer.method.loss(trainer.policy_batch(batch, slice(s, s + size // 2))).loss for s in (0, size // 2)))
+    whole = gradient(trainer.method.loss(trainer.policy_batch(batch, slice(0, size))).loss)
+    assert not torch.allclose(halves, whole)  # the unit matters: covariance centred and tokens drawn per half
+
+    stepped = []  # the gradient each optimizer step would apply (the step itself is skipped)
+    trainer.opt.step = lambda: stepped.append(torch.cat([p.grad.flatten().clone() for p in trainer.policy.parameters()]))
+    trainer.method.generator.set_state(draws)  # the same token draws as for `halves`
+    trainer.update(batch)
+    assert len(stepped) == trainer.protocol.minibatches * trainer.protocol.ppo_epochs
+    torch.testing.assert_close(stepped[0], halves, rtol=1e-6, atol=1e-8)
+
+
+def test_a_micro_batch_count_that_does_not_divide_a_minibatch_is_a_card_error(tmp_path):
+    import yaml
+
+    from entrobench.card import CardError
+
+    card = yaml.safe_load(CARD.read_text())
+    card["scales"]["tiny"]["protocol"]["micro_batches"] = 3  # 4 prompts x 8 / 2 minibatches = 16 sequences
+    (tmp_path / "rlvr").mkdir()
+    path = tmp_path / "rlvr" / CARD.name
+    path.write_text(yaml.safe_dump(card))
+    with pytest.raises(CardError, match=r"scales.tiny: protocol.micro_batches \(3\) must divide the 16 sequences"):
+        load_card(path, REPO / "configs")

@@ -22,3 +22,11 @@ def score_samples(doc: dict, results: list[list[str]]) -> dict[str, float]:
 
 def score_answer(doc: dict, results: list[str]) -> dict[str, float]:
     return {"accuracy": float(check(doc["verifier"], results[0], doc["target"]))}
+
+
+def score_math(doc: dict, results: list[list[str]]) -> dict[str, float]:
+    """avg@k of one math problem: the share of its k sampled answers math-verify accepts."""
+    from entrobench.protocols.rlvr.math_answers import is_correct
+
+    answers = results[0]
+    return {"acc": sum(is_correct(a, doc["answer"]) for a in answers) / len(answers)}
