@@ -33,6 +33,7 @@ import hashlib
 import inspect
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -61,9 +62,18 @@ def method_code(method_cls: type) -> list[str]:
 
 
 def beside(out: str | Path) -> Path:
-    """Where the checkpoint of the job writing `out` lives: next to it, on the shared filesystem."""
+    """Where the checkpoint of the job writing `out` lives: next to it, on the shared filesystem.
+    A loop that saves more than one file (an engine's own checkpoint folder) names them from it:
+    `<checkpoint>.<suffix>`."""
     out = Path(out)
     return out.with_name(f".{out.name}.ckpt")
+
+
+def remove_beside(out: str | Path) -> None:
+    """Once `out` is safely written: its checkpoint and whatever was saved under its name."""
+    path = beside(out)
+    for saved in (path, *path.parent.glob(f"{path.name}.*")):
+        shutil.rmtree(saved) if saved.is_dir() else saved.unlink(missing_ok=True)
 
 
 class Checkpoint:

@@ -140,7 +140,7 @@ def cmd_build(args) -> int:
         raise
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    checkpoint.beside(out).unlink(missing_ok=True)
+    checkpoint.remove_beside(out)
     print(f"build {build.kind}/{build.name} -> {out}: {'skipped: ' + _skipped_input({'': out}) if (out / SKIP_FILE).is_file() else 'ok'}", file=sys.stderr)
     return 0
 
@@ -207,7 +207,7 @@ def cmd_run_cell(args) -> int:
         return 1
     outcome.update(wall_s=time.time() - start, peak_mem_mb=record.peak_mem_mb(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cost=record.cost())
     record.write(args.out, {**base, **outcome})
-    checkpoint.beside(args.out).unlink(missing_ok=True)  # only once the record is safely written
+    checkpoint.remove_beside(args.out)  # only once the record is safely written
     print(f"{card.id} {cell.key} -> {args.out}: {outcome['status']} {outcome.get('reason', '')} ({outcome['wall_s']:.1f}s)", file=sys.stderr)
     return 0
 
