@@ -8,6 +8,7 @@ if [[ -f $report ]] && [[ -z $(find results -name table.md -newer "$report" -pri
     echo "report: $report is up to date"
     exit 0
 fi
+case $profile in *slurm*) ;; *) export PATH="$PWD/scripts/no-slurm:$PATH" ;; esac  # see scripts/no-slurm/scontrol
 "$venv/bin/snakemake" --workflow-profile "$profile" --report "$report" >/dev/null 2>results/.report.log \
     || { cat results/.report.log >&2; exit 1; }
 echo "report: $report"

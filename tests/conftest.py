@@ -25,6 +25,15 @@ MINIMAL_CARD = {
 
 
 @pytest.fixture(autouse=True)
+def no_slurm_stall(request, monkeypatch):
+    """Snakemake calls in tests not marked `slurm` get scripts/no-slurm first on PATH: once the
+    SLURM tests have installed slurm-wlm and stopped it, the SLURM plugin's `scontrol` at import
+    would stall every snakemake call ~9 s (scripts/snakemake.sh does the same for local runs)."""
+    if request.node.get_closest_marker("slurm") is None:
+        monkeypatch.setenv("PATH", f"{REPO / 'scripts' / 'no-slurm'}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture(autouse=True)
 def one_thread():
     """Test tensors and models are tiny: extra threads only contend on a shared 2-core machine."""
     import torch
