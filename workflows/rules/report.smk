@@ -103,3 +103,21 @@ def partial_tables(targets):
             for name in ("table.md", "table.tex", "table.csv"):
                 os.utime(table.with_name(name), (1, 1))  # not 0: Snakemake reads a zero time as "unknown"
             sys.stderr.write(f"entrobench: wrote a partial table {table} from the records that exist (see 'Cells that did not run')\n")
+
+
+def print_plan(targets):
+    """At the top of a dry run: the cost plan of the tables asked for (all of the scale's when none
+    was named): jobs, what they request and estimated GPU-hours (`python -m entrobench plan`)."""
+    import re
+
+    from entrobench import plan
+
+    wanted = []
+    for target in targets or targets_for_scale(config.get("scale", "smoke")):
+        found = re.fullmatch(r"results/([^/]+)/([^/]+)/table\.(?:md|tex|csv)", str(target))
+        if found and found.group(1) in CARDS and found.groups() not in wanted:
+            wanted.append(found.groups())
+    if wanted:
+        views = [scaled(card_id, scale) for card_id, scale in wanted]
+        jobs = plan.card_jobs(views, "results", CLUSTER_OVERRIDES)
+        print(plan.render(plan.plan(jobs, {v.card.id: plan.cost_model(v.card) for v in views})) + "\n", flush=True)
