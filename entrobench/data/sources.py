@@ -154,6 +154,16 @@ def load_corrupted(
     return np.ascontiguousarray(x), np.asarray(labels[:n]).astype(np.int64)
 
 
+def check_released(name: str, data_root: Path | None) -> None:
+    """DataUnavailable (with the place looked at) unless a released benchmark's folder is there;
+    a corruption or severity missing from it is found when a cell opens it."""
+    if name not in CORRUPTED_SETS:
+        raise ValueError(f"unknown corrupted benchmark {name!r} (expected one of: {', '.join(CORRUPTED_SETS)})")
+    where = _require_root(data_root, name) / (IMAGENET_C_DIR if name == "imagenet_c" else f"{CIFAR10_C_DIR}/labels.npy")
+    if not where.exists():
+        raise DataUnavailable(f"{name} not found at {where} (see README: Data; `python -m entrobench stage <card> --scale full` fetches it)")
+
+
 def cifar10_c_block(data_root: Path | None, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
     """One severity of a CIFAR-10-C corruption, memory-mapped: uint8 (10,000, 32, 32, 3) and its
     labels; nothing is read until rows are asked for."""

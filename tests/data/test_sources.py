@@ -290,3 +290,12 @@ def test_imagenet_val_missing_is_unavailable_naming_the_path(tmp_path):
     with pytest.raises(DataUnavailable, match=r"ImageNet validation set not found at .*see README: Data") as err:
         load_clean("imagenet_val", tmp_path, 10, 10)
     assert str(tmp_path / "imagenet" / "val") in str(err.value)
+
+
+def test_a_missing_release_is_unavailable_naming_where_it_was_looked_for(tmp_path):
+    with pytest.raises(DataUnavailable, match=r"imagenet_c not found at .*ImageNet-C \(see README: Data"):
+        sources.check_released("imagenet_c", tmp_path)
+    (tmp_path / "ImageNet-C" / "fog" / "5").mkdir(parents=True)  # one severity is enough to start: cells check theirs
+    sources.check_released("imagenet_c", tmp_path)
+    with pytest.raises(DataUnavailable, match=r"cifar10_c not found at .*CIFAR-10-C/labels.npy"):
+        sources.check_released("cifar10_c", tmp_path)

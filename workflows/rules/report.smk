@@ -105,6 +105,14 @@ def partial_tables(targets):
             sys.stderr.write(f"entrobench: wrote a partial table {table} from the records that exist (see 'Cells that did not run')\n")
 
 
+def dry_run() -> bool:
+    """Whether this is `snakemake -n` (Snakemake tells a Snakefile only once the DAG is built, after
+    its hooks: read from the command line)."""
+    import re
+
+    return any(a in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", a) for a in sys.argv[1:])
+
+
 def print_plan(targets):
     """At the top of a dry run: the cost plan of the tables asked for (all of the scale's when none
     was named): jobs, what they request and estimated GPU-hours (`python -m entrobench plan`)."""

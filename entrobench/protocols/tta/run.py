@@ -58,7 +58,7 @@ def prepare_data(run: BuildRun) -> dict:
     dataset = Dataset(**config["declared"]) if "declared" in config else DATASETS[config["dataset"]]
     try:
         if dataset.corrupted_on_disk:  # fail early, here, if the benchmark itself is missing
-            _released_domain(dataset.corrupted_on_disk, run.data_root, "gaussian_noise", 1)
+            sources.check_released(dataset.corrupted_on_disk, run.data_root)
         if dataset.format:
             split = load_declared(dataset, run.data_root, config["n_train"], config["n_test"])
         else:
