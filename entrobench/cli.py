@@ -136,7 +136,10 @@ def cmd_build(args) -> int:
         print(f"error: {out}: no build of card {card.id} at scale {args.scale} is kept there under {args.results} (was the card edited?)", file=sys.stderr)
         return 2
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # what a killed attempt left (kill -9 leaves its folder); Snakemake's lock on the output
+    # means no other attempt is running now. Its checkpoint, beside `out`, stays to resume from.
+    for stale in out.parent.glob(f".{out.name}.tmp*") if out.parent.is_dir() else ():
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir(parents=True)
     inputs = {name: dep.folder(args.results) for name, dep in build.inputs.items()}
     skipped = _skipped_input(inputs)
