@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="decoding workers (a 2-CPU job: 1, entrobench.data.images.workers_for)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tree-dir", type=Path, default=Path("/tmp/entrobench-fake-imagenet-c"))
-    parser.add_argument("--in-memory-sizes", type=int, nargs="*", default=None, help="sizes for today's loader (default: --sizes)")
+    parser.add_argument("--in-memory-sizes", type=int, nargs="*", default=None, help="sizes for the loader before streaming (default: --sizes)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tta_memory.json")
     parser.add_argument("--run", choices=["streaming", "in_memory"], help=argparse.SUPPRESS)  # a child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -156,7 +156,7 @@ def main() -> None:
         "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                     "date": time.strftime("%Y-%m-%d %H:%M")},
         "what": "peak RSS (MB, process + DataLoader workers) of one ImageNet-C-shaped domain through Tent on a small CNN, "
-                "streaming (entrobench.data.images) vs all in memory (sources.load_corrupted + run.py's permuted copy)",
+                "streaming (the cell's open_domain over entrobench.data.images) vs all in memory (sources.load_corrupted + the permuted copy run.py made before streaming)",
         "command": "python bench/tta_memory.py " + " ".join(sys.argv[1:]),
         "rows": rows,
         "streaming_peak_ratio_largest_over_smallest": ratio("streaming"),

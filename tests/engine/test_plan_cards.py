@@ -34,8 +34,8 @@ def test_plan_prints_requested_and_estimated_gpu_hours_for_every_full_card(capsy
     # EATA: 30 cells of one GPU for 240 min = 120 GPU-h asked (the source build checks staged weights: no GPU)
     eata = _row(text, "eata_niu2022")
     assert eata[2:6] == ["32", "(30", "cell,", "2"] and eata[7] == "30" and eata[8] == "120.0", eata
-    # 30 cells x 15 x 50,000 images at the card's 560 images/s
-    assert eata[9] == f"~{30 * 15 * 50_000 / 560 / 3600:,.2f}", eata
+    # 30 cells x 15 x 50,000 images at the card's 2160 images/s
+    assert eata[9] == f"~{30 * 15 * 50_000 / 2160 / 3600:,.2f}", eata
     rlvr = _row(text, "clipcov_cui2025")
     assert rlvr[2:5] == ["21", "(21", "skipped)"] and rlvr[5:8] == ["0", "0.0", "-"], rlvr  # no GPU, no build
     assert "requested only (no cost model)" in " ".join(_row(text, "top_h_potraghloo2025"))
