@@ -25,6 +25,10 @@ rule all:
         targets_for_scale(config.get("scale", "smoke")),
 
 
+if dry_run():  # what the run would cost, before the list of its jobs
+    print_plan([a for a in sys.argv[1:] if a.startswith("results/")])
+
+
 onerror:
     # A failed cell fails the run (non-zero exit); the tables asked for still show what ran.
     partial_tables(workflow.dag_settings.targets)

@@ -5,10 +5,10 @@
 
 A fake ImageNet-C tree of real JPEGs (bench/fake_imagenet_c.py, 1000 class folders) is read as a
 cell reads one domain, each configuration in a fresh process:
-- "streaming": entrobench.data.images: index, stream order, CenterCrop(224) decoded in `workers`
-  DataLoader processes, uint8 until the model;
-- "in_memory": today's path, sources.load_corrupted("imagenet_c", ...) (every image decoded to
-  float32 at once) and the permuted copy protocols/tta/run.py:_stream makes of it.
+- "streaming": the cell's own path (protocols/tta/run.py: open_domain over entrobench.data.images):
+  index, stream order, CenterCrop(224) decoded in `workers` DataLoader processes, uint8 until the model;
+- "in_memory": the cell's path before streaming, sources.load_corrupted("imagenet_c", ...) (every
+  image decoded to float32 at once) and the permuted copy run.py then made of it.
 Both feed the same cell-like loop: Tent adapting a small CNN (behind an 8 x 8 average pool, so the
 model costs little beside the data) batch by batch. Peak memory is the largest sum of RSS over
 the process and its DataLoader workers, sampled every 10 ms (SLURM's default accounting sums
@@ -91,18 +91,18 @@ def run_one(loader: str, folder: Path, workers: int, batch: int) -> dict:
     import torch
 
     from entrobench.data import sources
-    from entrobench.data.images import PREPROCESSING, EncodedImages, index_image_folder, stream_batches, stream_order
+    from entrobench.protocols.tta.family import DATASETS, Protocol, Setting
+    from entrobench.protocols.tta.run import open_domain
 
     torch.set_num_threads(1)
     root, corruption, severity = folder.parents[2], folder.parent.name, int(folder.name)
     t0 = time.perf_counter()
     with PeakRSS() as peak:
         if loader == "streaming":
-            index = index_image_folder(folder, expect_classes=sources.IMAGENET_CLASSES)
-            order = stream_order(len(index), seed=0, domain=0, subset_seed=sources.IMAGENET_C_ORDER_SEED)
-            images = EncodedImages(index, PREPROCESSING["imagenet_c"])
-            seen, _ = _cell_loop(stream_batches(images, order, batch, workers))
-        else:  # today's path: the whole domain as float32, then the stream's permuted copy (run.py:_stream)
+            protocol, setting = Protocol(corruptions=[corruption], severity=severity), Setting("bench", batch_size=batch)
+            domain = open_domain({"seed": 0}, protocol, setting, DATASETS["imagenet_c"], root, {}, 0, corruption, sources.IMAGENET_CLASSES)
+            seen, _ = _cell_loop(domain.batches(batch, 0, workers, "cpu"))
+        else:  # the path before streaming: the whole domain as float32, then the stream's permuted copy
             x, y = sources.load_corrupted("imagenet_c", root, corruption, severity, n=None)
             order = np.random.default_rng([0, 0, 1]).permutation(len(y))
             x, y = np.ascontiguousarray(x[order], dtype=np.float32), y[order]
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="decoding workers (a 2-CPU job: 1, entrobench.data.images.workers_for)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tree-dir", type=Path, default=Path("/tmp/entrobench-fake-imagenet-c"))
-    parser.add_argument("--in-memory-sizes", type=int, nargs="*", default=None, help="sizes for today's loader (default: --sizes)")
+    parser.add_argument("--in-memory-sizes", type=int, nargs="*", default=None, help="sizes for the loader before streaming (default: --sizes)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tta_memory.json")
     parser.add_argument("--run", choices=["streaming", "in_memory"], help=argparse.SUPPRESS)  # a child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -156,7 +156,7 @@ def main() -> None:
         "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                     "date": time.strftime("%Y-%m-%d %H:%M")},
         "what": "peak RSS (MB, process + DataLoader workers) of one ImageNet-C-shaped domain through Tent on a small CNN, "
-                "streaming (entrobench.data.images) vs all in memory (sources.load_corrupted + run.py's permuted copy)",
+                "streaming (the cell's open_domain over entrobench.data.images) vs all in memory (sources.load_corrupted + the permuted copy run.py made before streaming)",
         "command": "python bench/tta_memory.py " + " ".join(sys.argv[1:]),
         "rows": rows,
         "streaming_peak_ratio_largest_over_smallest": ratio("streaming"),

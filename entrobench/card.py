@@ -117,6 +117,29 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class Throughput:
+    """A measured rate for the cost plan (`python -m entrobench plan`): the work one cell does per
+    second on one GPU, in the unit of its family's `cell_work` (TTA: images), data loading included."""
+
+    arch: str
+    per_s: float
+    source: str  # what measured it: the benchmark, its command and result file
+    gpu_model: str = ""  # "": the GPU of `cost.gpu_model`
+    method: str = ""  # a registry name (e.g. tta/sar); "": any method
+    batch_size: int = 0  # 0: any batch size
+
+    def __post_init__(self):
+        if not self.per_s > 0 or self.batch_size < 0:
+            raise ValueError(f"per_s must be > 0 and batch_size >= 0, got {self.per_s} and {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class CostSpec:
+    gpu_model: str = ""  # the GPU a job that names none is expected to get
+    throughput: list[Throughput] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class CardSchema:
     version: int
     title: str
@@ -136,6 +159,7 @@ class CardSchema:
     benchmark: str = ""  # cards sharing a benchmark share a leaderboard
     notes: list[str] = field(default_factory=list)
     defaults: list[str] = field(default_factory=list)
+    cost: CostSpec = field(default_factory=CostSpec)  # measured throughput for the cost plan's estimates
 
 
 @dataclass(frozen=True)

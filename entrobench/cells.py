@@ -111,7 +111,7 @@ def cell_config(scaled: ScaledCard, cell: Cell) -> dict:
         "method": registry_name,
         "params": dataclasses.asdict(params),
         "dataset": cell.dataset,
-        "setting": dataclasses.asdict(scaled.setting(cell.setting)),
+        "setting": card.family.setting_config(scaled.setting(cell.setting)),
         "protocol": dataclasses.asdict(scaled.protocol),
         "seed": cell.seed,
     }
@@ -125,8 +125,8 @@ def cell_builds(scaled: ScaledCard, cell: Cell) -> dict[str, Build]:
     return scaled.card.family.cell_builds(scaled, cell.dataset, scaled.setting(cell.setting), cell.seed)
 
 
-def all_builds(scaled: ScaledCard) -> dict[str, Build]:
-    """Every build the card's cells need at this scale, with the builds those read, by path."""
+def builds_of(scaled: ScaledCard, cell: Cell) -> dict[str, Build]:
+    """The builds a cell reads, with the builds those read, by path."""
     found: dict[str, Build] = {}
 
     def walk(build: Build) -> None:
@@ -135,9 +135,17 @@ def all_builds(scaled: ScaledCard) -> dict[str, Build]:
             for dep in build.inputs.values():
                 walk(dep)
 
+    for build in cell_builds(scaled, cell).values():
+        walk(build)
+    return found
+
+
+def all_builds(scaled: ScaledCard) -> dict[str, Build]:
+    """Every build the card's cells need at this scale, with the builds those read, by path."""
+    found: dict[str, Build] = {}
     for cell in expand(scaled):
-        for build in cell_builds(scaled, cell).values():
-            walk(build)
+        for path, build in builds_of(scaled, cell).items():
+            found.setdefault(path, build)
     return found
 
 

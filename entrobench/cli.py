@@ -10,6 +10,7 @@ import importlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -43,6 +44,23 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             extra(p)
         p.set_defaults(func=func)
+
+    # before a run on a cluster: what to download (on a login node), what it will cost
+    p = sub.add_parser("stage", help="download, check and lay out under the data root what a card's scale needs (run on a node with internet)")
+    p.add_argument("card", type=Path)
+    p.add_argument("--scale", default="full")
+    p.add_argument("--configs", type=Path, default=None, help="the cards' folder (default: the card's nearest configs/)")
+    p.add_argument("--data-root", type=Path, default=None, help="default: $ENTROBENCH_DATA_ROOT, else ../shared/data")
+    p.add_argument("--keep-downloads", action="store_true", help="keep archives and pickles once unpacked or converted")
+    p.add_argument("--list", action="store_true", help="only list what the card's scale needs")
+    p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("plan", help="the jobs a target submits, what they request and an estimate of their GPU-hours")
+    p.add_argument("targets", nargs="+", help="results/<card>/<scale>/table.md, or a card (file or id) with --scale")
+    p.add_argument("--scale", default="full", help="for targets that name a card only")
+    p.add_argument("--configs", type=Path, default=Path("configs"))
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("leaderboard", help="merge the cards that share a benchmark")
     p.add_argument("--benchmark", required=True)
@@ -186,11 +204,12 @@ def cmd_run_cell(args) -> int:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **record.provenance(),
     }
-    inputs = {name: build.folder(args.results) for name, build in cell_builds(scaled, cell).items()}
+    by_design = card.family.cell_skip(scaled, cell.dataset, scaled.setting(cell.setting))
+    inputs = {} if by_design else {name: build.folder(args.results) for name, build in cell_builds(scaled, cell).items()}
     artifacts = Path(args.out).with_suffix(".files")
     start = time.time()
     try:
-        skipped = _skipped_input(inputs)
+        skipped = by_design or _skipped_input(inputs)
         if skipped:
             raise record.Skip(skipped)
         run = CellRun(config=config, inputs=inputs, data_root=args.data_root, method_cls=registry.get(config["method"]),
@@ -261,6 +280,55 @@ def cmd_plots(args) -> int:
     written = plots.render(card, args.scale, args.results, args.out)
     print(f"plots {card.id}/{args.scale}: {len(written)} files in {args.out}", file=sys.stderr)
     return 0
+
+
+def cmd_stage(args) -> int:
+    """Fetch what the card's scale needs (its family says what: `Family.stage_needs`)."""
+    from entrobench import stage
+    from entrobench.data.sources import DATA_ROOT_ENV, default_data_root
+
+    card = load_card(args.card, args.configs)
+    names = card.family.stage_needs(card.scale(args.scale))
+    if args.list or not names:
+        for name in names:
+            item = stage.CATALOG[name]
+            print(f"{name}: {item.what}\n  -> <data root>/{item.home}")
+        print(f"{card.id} at scale {args.scale}: {len(names)} item(s) to stage" + ("" if names else " (nothing to download)"))
+        return 0
+    root = args.data_root or default_data_root()
+    if root is None:
+        print(f"error: no data root: pass --data-root DIR or set {DATA_ROOT_ENV}", file=sys.stderr)
+        return 2
+    outcomes = stage.stage(names, root, keep_downloads=args.keep_downloads)
+    missing = [o for o in outcomes if o.status not in ("ready", "staged")]
+    print(f"{card.id} at scale {args.scale}: {len(outcomes) - len(missing)} of {len(outcomes)} item(s) in place under {root}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def cmd_plan(args) -> int:
+    """Jobs, requested GPUs and hours, and estimated GPU-hours, per card and scale (`entrobench/plan.py`)."""
+    from entrobench import plan
+
+    scaled = [card.scale(scale) for card, scale in _plan_targets(args)]
+    jobs = plan.card_jobs(scaled, args.results)
+    print(plan.render(plan.plan(jobs, {s.card.id: plan.cost_model(s.card) for s in scaled})))
+    return 0
+
+
+def _plan_targets(args) -> list:
+    """(card, scale) for each target: a table path, a card file or a card id."""
+    cards, found = None, []
+    for target in args.targets:
+        table = re.fullmatch(r"(?:.*/)?results/([^/]+)/([^/]+)/table\.(?:md|tex|csv)", target)
+        if Path(target).suffix == ".yaml":
+            found.append((load_card(Path(target), args.configs if args.configs.is_dir() else None), args.scale))
+            continue
+        cards = cards or load_cards(args.configs)
+        card_id, scale = table.groups() if table else (target, args.scale)
+        if card_id not in cards:
+            raise CardError(f"{target}: no card {card_id!r} in {args.configs} (cards: {', '.join(cards)})")
+        found.append((cards[card_id], scale))
+    return found
 
 
 def cmd_leaderboard(args) -> int:

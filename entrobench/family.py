@@ -11,13 +11,16 @@ engine, the CLI and the Snakefile never name a family: they ask `FAMILY` for
 - the cached inputs a cell reads (`cell_builds`): `Build`s, each made once by the DAG's one
   `build` rule and shared by every cell, card and scale that agree on its config;
 - the files whose edit reruns a cell (`cell_sources`), besides its method's file;
-- `run_cell` (one cell -> metrics and curves) and `draw` (a card's plots from its records).
+- `run_cell` (one cell -> metrics and curves) and `draw` (a card's plots from its records);
+- for a cluster: what to download before a run (`stage_needs`), the work a cell does for the
+  cost plan (`cell_work`), and cells skipped by design, which ask for no GPU (`cell_skip`).
 
 `family.py` stays light (dataclasses, no torch): the DAG imports it to plan. Heavy work is
 imported inside `run_cell`, `draw` and the `make` functions of builds.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -31,6 +34,7 @@ from entrobench.metrics import Metric
 
 if TYPE_CHECKING:
     from entrobench.card import Card, ScaledCard
+    from entrobench.plan import Work
     from entrobench.progress import Progress
 
 CACHE = "_cache"  # under the results folder
@@ -127,6 +131,12 @@ class Family:
     def check(self, scaled: "ScaledCard") -> None:
         """Cross-checks of a card at one scale beyond the schema; raise ValueError with one line."""
 
+    def setting_config(self, setting) -> dict:
+        """The setting as it enters a cell's config, and so its hash and record path: its fields.
+        A family that adds a field to its Setting may leave it out while it holds its default, so
+        the records of existing cards keep their paths."""
+        return dataclasses.asdict(setting)
+
     # --- the DAG ------------------------------------------------------------------------------
 
     def cell_builds(self, scaled: "ScaledCard", dataset: str, setting, seed: int) -> dict[str, Build]:
@@ -143,6 +153,25 @@ class Family:
         their presence and size are part of the DAG's view, so a cell skipped for want of them
         reruns once they appear."""
         return []
+
+    # --- the cluster --------------------------------------------------------------------------
+
+    def stage_needs(self, scaled: "ScaledCard") -> list[str]:
+        """What `python -m entrobench stage <card> --scale S` downloads, checks and lays out under
+        the data root on a login node (names in entrobench.stage.CATALOG), so that compute nodes
+        run offline. []: nothing to fetch."""
+        return []
+
+    def cell_work(self, scaled: "ScaledCard", dataset: str, setting, method: str) -> "Work | None":
+        """What one cell of `method` (a registry name) processes, for the cost plan's estimate
+        (`python -m entrobench plan`, entrobench/plan.py). None: no estimate."""
+        return None
+
+    def cell_skip(self, scaled: "ScaledCard", dataset: str, setting) -> str:
+        """Why this dataset and setting's cells cannot run at this scale anywhere yet ("" if they
+        can). Such a cell asks the cluster for no GPU and a short walltime, writes its skipped
+        record without running `run_cell`, and the cost plan counts it as skipped."""
+        return ""
 
     # --- the work -----------------------------------------------------------------------------
 

@@ -190,7 +190,7 @@ def _markdown(card: Card, scale: str, blocks: list[Block], verdicts, df: pd.Data
         lines += ["", f"## {dataset} · all settings", "", _pivot(card, scaled, blocks, dataset).to_markdown(disable_numparse=True), ""]
     for block in blocks:
         setting = scaled.setting(block.setting)
-        lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(setting)}_", "", block.main.to_markdown(disable_numparse=True), ""]
+        lines += ["", f"## {block.dataset} · {block.setting}", "", f"_{_describe_setting(card, setting)}_", "", block.main.to_markdown(disable_numparse=True), ""]
         if not block.extra.empty and len(block.extra.columns):
             lines += ["Mean over domains:", "", block.extra.to_markdown(disable_numparse=True), ""]
     lines += ["", "## Claims", "", "| claim | where | verdict | numbers |", "| --- | --- | --- | --- |"]
@@ -236,8 +236,9 @@ def _cells_line(card: Card) -> str:
     return f"Cells: {table.metric} ({metric.unit}, {metric.reading}), mean ± 95% CI (Student t) over seeds."
 
 
-def _describe_setting(setting) -> str:
-    return ", ".join(f"{f.name} {getattr(setting, f.name)}" for f in dataclasses.fields(setting) if f.name != "name")
+def _describe_setting(card: Card, setting) -> str:
+    """The setting as its cells see it (a field left unset may be left out: Family.setting_config)."""
+    return ", ".join(f"{k} {v}" for k, v in card.family.setting_config(setting).items() if k != "name")
 
 
 def _protocol_differences(card: Card, scale: str) -> list[str]:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # ImageFolder's
+from entrobench.data.sources import IMAGE_SUFFIXES  # ImageFolder's
 PREFETCH_BATCHES = 2  # per worker: DataLoader's default, the bound on decoded batches in flight
 
 

@@ -18,12 +18,14 @@
 - load_corrupted("imagenet_c"): the released ImageNet-C JPEGs,
   <data_root>/ImageNet-C/<corruption>/<severity>/<wnid>/*.JPEG (1000 wnid folders, 50 images each).
 
-ImageNet images (clean and corrupted) go through the papers' evaluation transform, torchvision's
-Resize(256) + CenterCrop(224) + ToTensor re-done with Pillow: float32 (3, 224, 224) in [0, 1].
-The ImageNet mean/std normalization is not applied here: the models do it in their forward
-(entrobench.models.zoo), so every set reaches a model as [0, 1] images. Only the images asked for
-are decoded, but they are returned in memory: 50,000 of them take 30 GB as float32, which is the
-caller's concern (ask for fewer with n / n_train / n_test).
+ImageNet images go through the papers' evaluation transforms (entrobench.data.images.PREPROCESSING,
+checked against torchvision's): clean images Resize(256) + CenterCrop(224), ImageNet-C's (already
+224 x 224) CenterCrop(224) only, as the authors' code (EATA, SAR, DeYO) reads them; float32
+(3, 224, 224) in [0, 1]. The ImageNet mean/std normalization is not applied here: the models do
+it in their forward (entrobench.models.zoo), so every set reaches a model as [0, 1] images. Only
+the images asked for are decoded, but they are returned in memory: 50,000 of them take 30 GB as
+float32. A TTA cell streams the released benchmarks instead (entrobench.data.images, batch by
+batch, through `cifar10_c_block` and `imagenet_c_folder`); load_corrupted reads a few in memory.
 
 A missing file raises DataUnavailable, whose message is the reason a table shows for the cell.
 """
@@ -37,6 +39,7 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,6 +49,9 @@ except ImportError:  # numpy < 2
     from numpy.core.multiarray import _reconstruct
 
 from entrobench.data.corruption_types import CORRUPTIONS, SEVERITIES
+
+if TYPE_CHECKING:
+    from entrobench.data.images import ImageFolderIndex
 
 DATA_ROOT_ENV = "ENTROBENCH_DATA_ROOT"
 CLEAN_SETS = ("digits", "mnist", "cifar10", "imagenet_val")
@@ -64,7 +70,7 @@ IMAGENET_VAL_DIR = Path("imagenet") / "val"
 IMAGENET_C_DIR = "ImageNet-C"
 IMAGENET_CLASSES = 1000  # wnid folders a tree must hold: labels are their sorted positions
 IMAGENET_C_ORDER_SEED = 0  # load_corrupted("imagenet_c", n=...) takes the first n of this permutation
-RESIZE, CROP = 256, 224  # torchvision Resize(256) + CenterCrop(224)
+CROP = 224
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # ImageFolder's
 _DECODE_THREADS = min(8, os.cpu_count() or 1)
 
@@ -142,13 +148,32 @@ def load_corrupted(
         raise ValueError(f"severity must be one of {', '.join(map(str, SEVERITIES))}, got {severity!r}")
     if name == "imagenet_c":
         return _load_imagenet_c(data_root, corruption, severity, n)
+    images, labels = cifar10_c_block(data_root, corruption, severity)
+    n = _count("n", n, len(images), name)
+    x = np.asarray(images[:n]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return np.ascontiguousarray(x), np.asarray(labels[:n]).astype(np.int64)
+
+
+def check_released(name: str, data_root: Path | None) -> None:
+    """DataUnavailable (with the place looked at) unless a released benchmark's folder is there;
+    a corruption or severity missing from it is found when a cell opens it."""
+    if name not in CORRUPTED_SETS:
+        raise ValueError(f"unknown corrupted benchmark {name!r} (expected one of: {', '.join(CORRUPTED_SETS)})")
+    where = _require_root(data_root, name) / (IMAGENET_C_DIR if name == "imagenet_c" else f"{CIFAR10_C_DIR}/labels.npy")
+    if not where.exists():
+        raise DataUnavailable(f"{name} not found at {where} (see README: Data; `python -m entrobench stage <card> --scale full` fetches it)")
+
+
+def cifar10_c_block(data_root: Path | None, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
+    """One severity of a CIFAR-10-C corruption, memory-mapped: uint8 (10,000, 32, 32, 3) and its
+    labels; nothing is read until rows are asked for."""
     folder = _require_root(data_root, "CIFAR-10-C") / CIFAR10_C_DIR
     images_path, labels_path = folder / f"{corruption}.npy", folder / "labels.npy"
     for path in (images_path, labels_path):
         if not path.is_file():
             raise DataUnavailable(
                 f"CIFAR-10-C not found at {path} (see README: Data; fetch it with "
-                f"`python -m entrobench.data.download cifar10_c --data-root {data_root}`)"
+                f"`python -m entrobench stage <card> --scale full` or `python -m entrobench.stage cifar10_c --data-root {data_root}`)"
             )
     images = np.load(images_path, mmap_mode="r")  # 150 MB per corruption: read one severity only
     labels = np.load(labels_path, mmap_mode="r")
@@ -160,24 +185,26 @@ def load_corrupted(
             f"got {images.dtype} {images.shape} with labels {labels.shape}"
         )
     per_severity = len(images) // len(SEVERITIES)
-    n = _count("n", n, per_severity, name)
     start = (severity - 1) * per_severity
-    x = np.asarray(images[start : start + n]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    y = np.asarray(labels[start : start + n]).astype(np.int64)
-    return np.ascontiguousarray(x), y
+    return images[start : start + per_severity], labels[start : start + per_severity]
 
 
-def _load_imagenet_c(data_root: Path | None, corruption: str, severity: int, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+def imagenet_c_folder(data_root: Path | None, corruption: str, severity: int) -> ImageFolderIndex:
+    """The index of one ImageNet-C corruption and severity (ImageFolder's order, 1000 classes)."""
     folder = _require_root(data_root, "ImageNet-C") / IMAGENET_C_DIR / corruption / str(severity)
     if not folder.is_dir():
         raise DataUnavailable(
             f"ImageNet-C not found at {folder} (see README: Data; the release unpacks to "
             f"ImageNet-C/<corruption>/<severity>/<wnid>/*.JPEG)"
         )
-    paths, labels, _ = _list_image_tree(folder)
-    n = _count("n", n, len(paths), "imagenet_c")
-    order = np.random.default_rng(IMAGENET_C_ORDER_SEED).permutation(len(paths))[:n]
-    return _read_imagenet_images([paths[i] for i in order]), labels[order]
+    return _index(folder)
+
+
+def _load_imagenet_c(data_root: Path | None, corruption: str, severity: int, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    index = imagenet_c_folder(data_root, corruption, severity)
+    n = _count("n", n, len(index), "imagenet_c")
+    order = np.random.default_rng(IMAGENET_C_ORDER_SEED).permutation(len(index))[:n]
+    return _read_imagenet_images([index.path(i) for i in order], "imagenet_c"), index.labels[order]
 
 
 def _load_imagenet_val(data_root: Path | None, n_train: int | None, n_test: int | None, split_seed: int) -> CleanSplit:
@@ -187,15 +214,15 @@ def _load_imagenet_val(data_root: Path | None, n_train: int | None, n_test: int 
             f"ImageNet validation set not found at {folder} (see README: Data; expected one folder "
             f"per wnid, {folder}/<wnid>/*.JPEG, as torchvision's ImageFolder reads it)"
         )
-    paths, labels, fingerprint = _list_image_tree(folder)
-    train, test = _split("imagenet_val", len(paths), n_train, n_test, split_seed)
+    index = _index(folder)
+    train, test = _split("imagenet_val", len(index), n_train, n_test, split_seed)
     return CleanSplit(
-        x_train=_read_imagenet_images([paths[i] for i in train]),
-        y_train=labels[train],
-        x_test=_read_imagenet_images([paths[i] for i in test]),
-        y_test=labels[test],
+        x_train=_read_imagenet_images([index.path(i) for i in train], "imagenet_val"),
+        y_train=index.labels[train],
+        x_test=_read_imagenet_images([index.path(i) for i in test], "imagenet_val"),
+        y_test=index.labels[test],
         n_classes=IMAGENET_CLASSES,
-        fingerprint=fingerprint,
+        fingerprint=index.fingerprint,
     )
 
 
@@ -334,70 +361,41 @@ class CifarUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
 
 
-def _list_image_tree(folder: Path) -> tuple[list[Path], np.ndarray, str]:
-    """ImageFolder's order: wnid folders sorted (label = position), files sorted within each.
-    Fingerprint: sha256 over relative paths and byte sizes (hashing 6 GB of JPEGs would take minutes)."""
-    wnids = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-    if not wnids:
+def _index(folder: Path) -> ImageFolderIndex:
+    """ImageFolder's order (wnid folders sorted, label = position; files sorted within each), with
+    all 1000 classes: a partial copy would shift every label after a missing class."""
+    from entrobench.data.images import index_image_folder  # torch's DataLoader: not for the DAG's planning
+
+    if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(folder)):
         raise DataUnavailable(f"no class folders in {folder} (see README: Data; expected <wnid>/*.JPEG)")
-    if len(wnids) != IMAGENET_CLASSES:
-        raise ValueError(
-            f"{folder}: expected {IMAGENET_CLASSES} class folders (one per wnid), found {len(wnids)}; "
-            f"a partial copy would shift every label after a missing class"
-        )
-    paths, labels, h = [], [], hashlib.sha256()
-    for label, wnid in enumerate(wnids):
-        entries = sorted(
-            (e for e in os.scandir(folder / wnid) if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)),
-            key=lambda e: e.name,
-        )
-        if not entries:
-            raise ValueError(f"{folder / wnid}: no images in this class folder")
-        for e in entries:
-            paths.append(Path(e.path))
-            h.update(f"{wnid}/{e.name}:{e.stat().st_size}\n".encode())
-        labels += [label] * len(entries)
-    return paths, np.asarray(labels, dtype=np.int64), h.hexdigest()[:16]
+    return index_image_folder(folder, expect_classes=IMAGENET_CLASSES)
 
 
-def _read_imagenet_images(paths: list[Path]) -> np.ndarray:
+def _read_imagenet_images(paths: list[Path], preprocessing: str) -> np.ndarray:
     """float32 (len(paths), 3, 224, 224) in [0, 1], decoded on threads (Pillow releases the GIL
     while it decodes and resizes); the order is that of `paths`."""
     out = np.empty((len(paths), 3, CROP, CROP), dtype=np.float32)
 
     def read(i: int) -> None:
-        out[i] = _resize_crop(paths[i])
+        out[i] = _decode(paths[i], preprocessing)
 
     with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
         list(pool.map(read, range(len(paths))))  # list(): re-raises a worker's error here
     return out
 
 
-def _resize_crop(path: Path) -> np.ndarray:
-    """torchvision's ImageFolder loader + Resize(256) + CenterCrop(224) + ToTensor, with Pillow:
-    RGB, short side to 256 (bilinear; Pillow filters over the whole footprint when it shrinks,
-    which is torchvision's antialias=True for PIL images), centre 224x224, (3, 224, 224) / 255."""
+def _decode(path: Path, preprocessing: str) -> np.ndarray:
+    """torchvision's ImageFolder loader + the preprocessing + ToTensor: (3, 224, 224) / 255."""
     from PIL import Image, UnidentifiedImageError
+
+    from entrobench.data.images import PREPROCESSING
 
     try:
         with Image.open(path) as img:
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"{path}: not a readable image ({err})") from err
-    (width, height), (left, top) = _resize_crop_geometry(*rgb.size)
-    rgb = rgb.resize((width, height), Image.Resampling.BILINEAR).crop((left, top, left + CROP, top + CROP))
-    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255.0
-
-
-def _resize_crop_geometry(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((width, height) after Resize(256), (left, top) of CenterCrop(224)), as torchvision computes
-    them: the long side is truncated, int(256 * long / short), and the offsets are
-    int(round((side - 224) / 2)), Python's round (half to even)."""
-    if width <= height:
-        new_w, new_h = RESIZE, int(RESIZE * height / width)
-    else:
-        new_w, new_h = int(RESIZE * width / height), RESIZE
-    return (new_w, new_h), (int(round((new_w - CROP) / 2.0)), int(round((new_h - CROP) / 2.0)))
+    return PREPROCESSING[preprocessing](rgb).astype(np.float32) / 255.0
 
 
 def _require_root(data_root: Path | None, what: str) -> Path:

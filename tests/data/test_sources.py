@@ -227,7 +227,7 @@ def two_classes(monkeypatch):
     monkeypatch.setattr(sources, "IMAGENET_CLASSES", 2)
 
 
-def test_imagenet_c_reads_a_fixed_permutation_resized_and_cropped_to_224(tmp_path, two_classes):
+def test_imagenet_c_reads_a_fixed_permutation_centre_cropped_to_224(tmp_path, two_classes):
     reds = _write_jpeg_tree(tmp_path / "ImageNet-C" / "fog" / "3")
     x, y = load_corrupted("imagenet_c", tmp_path, "fog", 3)
     order = np.random.default_rng(0).permutation(6)
@@ -238,6 +238,23 @@ def test_imagenet_c_reads_a_fixed_permutation_resized_and_cropped_to_224(tmp_pat
     x2, y2 = load_corrupted("imagenet_c", tmp_path, "fog", 3, n=2)  # the first 2 of the same order
     np.testing.assert_array_equal(x2, x[:2])
     np.testing.assert_array_equal(y2, y[:2])
+
+
+def test_imagenet_c_is_cropped_not_resized_and_clean_imagenet_is_resized_first(tmp_path, two_classes):
+    """ImageNet-C as the authors read it (CenterCrop(224) only); clean images Resize(256) first."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (257, 300, 3), dtype=np.uint8)
+    for tree in ("ImageNet-C/fog/3", "imagenet/val"):
+        for wnid in ("n01440764", "n01443537"):
+            (tmp_path / tree / wnid).mkdir(parents=True)
+            Image.fromarray(pixels).save(tmp_path / tree / wnid / "a.png")  # lossless: exact pixels
+    x, _ = load_corrupted("imagenet_c", tmp_path, "fog", 3, n=1)
+    np.testing.assert_array_equal(x[0], pixels[16:240, 38:262].transpose(2, 0, 1) / np.float32(255))  # offsets round(16.5), round(38)
+    clean = load_clean("imagenet_val", tmp_path, 1, 0)
+    resized = np.asarray(Image.fromarray(pixels).resize((298, 256), Image.Resampling.BILINEAR))[16:240, 37:261]
+    np.testing.assert_array_equal(clean.x_train[0], resized.transpose(2, 0, 1) / np.float32(255))
 
 
 def test_imagenet_c_missing_severity_is_unavailable_naming_the_path(tmp_path):
@@ -251,27 +268,8 @@ def test_imagenet_c_missing_severity_is_unavailable_naming_the_path(tmp_path):
 
 def test_imagenet_tree_with_the_wrong_class_count_raises(tmp_path):
     _write_jpeg_tree(tmp_path / "ImageNet-C" / "fog" / "3")  # 2 wnid folders, 1000 expected
-    with pytest.raises(ValueError, match=r"expected 1000 class folders \(one per wnid\), found 2; a partial copy"):
+    with pytest.raises(ValueError, match=r"expected 1000 class folders, found 2; a partial copy"):
         load_corrupted("imagenet_c", tmp_path, "fog", 3, n=1)
-
-
-def test_resize_crop_geometry_is_torchvisions():
-    # Resize(256): short side 256, long side int(256 * long / short); CenterCrop(224): round half to even
-    assert sources._resize_crop_geometry(300, 257) == ((298, 256), (37, 16))
-    assert sources._resize_crop_geometry(257, 300) == ((256, 298), (16, 37))
-    assert sources._resize_crop_geometry(299, 257) == ((297, 256), (36, 16))  # 36.5 -> 36
-    assert sources._resize_crop_geometry(224, 224) == ((256, 256), (16, 16))  # ImageNet-C: upsized, then cropped
-
-
-def test_imagenet_image_is_bilinear_resize_then_centre_crop(tmp_path):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    path = tmp_path / "a.JPEG"
-    Image.fromarray(rng.integers(0, 256, (257, 300, 3), dtype=np.uint8)).save(path)
-    with Image.open(path) as img:
-        ref = img.convert("RGB").resize((298, 256), Image.Resampling.BILINEAR).crop((37, 16, 261, 240))
-    np.testing.assert_array_equal(sources._resize_crop(path), np.asarray(ref).transpose(2, 0, 1) / np.float32(255))
 
 
 def test_imagenet_val_splits_60_40_and_decodes_only_what_is_asked(tmp_path, two_classes, monkeypatch):
@@ -283,7 +281,7 @@ def test_imagenet_val_splits_60_40_and_decodes_only_what_is_asked(tmp_path, two_
     np.testing.assert_array_equal(np.concatenate([split.y_train, split.y_test]), np.array([0, 0, 0, 1, 1, 1])[order])
     np.testing.assert_allclose(split.x_test[:, 0].mean(axis=(1, 2)) * 255, np.array(reds)[order[4:]], atol=3)
     decoded = []
-    monkeypatch.setattr(sources, "_resize_crop", lambda p: decoded.append(p) or np.zeros((3, 224, 224), np.float32))
+    monkeypatch.setattr(sources, "_decode", lambda p, preprocessing: decoded.append(p) or np.zeros((3, 224, 224), np.float32))
     capped = load_clean("imagenet_val", tmp_path, 1, 1)
     assert capped.x_train.shape[0] == capped.x_test.shape[0] == 1 and len(decoded) == 2
 
@@ -292,3 +290,12 @@ def test_imagenet_val_missing_is_unavailable_naming_the_path(tmp_path):
     with pytest.raises(DataUnavailable, match=r"ImageNet validation set not found at .*see README: Data") as err:
         load_clean("imagenet_val", tmp_path, 10, 10)
     assert str(tmp_path / "imagenet" / "val") in str(err.value)
+
+
+def test_a_missing_release_is_unavailable_naming_where_it_was_looked_for(tmp_path):
+    with pytest.raises(DataUnavailable, match=r"imagenet_c not found at .*ImageNet-C \(see README: Data"):
+        sources.check_released("imagenet_c", tmp_path)
+    (tmp_path / "ImageNet-C" / "fog" / "5").mkdir(parents=True)  # one severity is enough to start: cells check theirs
+    sources.check_released("imagenet_c", tmp_path)
+    with pytest.raises(DataUnavailable, match=r"cifar10_c not found at .*CIFAR-10-C/labels.npy"):
+        sources.check_released("cifar10_c", tmp_path)

@@ -104,15 +104,18 @@ def _write_tree(folder: Path, per_class: list[int], size=(40, 30)) -> None:
     (folder / "n00000000" / "readme.txt").write_text("not an image")
 
 
-def test_index_lists_the_tree_as_sources_and_imagefolder_do(tmp_path, monkeypatch):
+def test_index_lists_the_tree_as_imagefolder_does_and_sources_reads_it(tmp_path, monkeypatch):
     folder = tmp_path / "ImageNet-C" / "fog" / "3"
     _write_tree(folder, [3, 1, 2])
     index = index_image_folder(folder, expect_classes=3)
+    assert index.classes == ("n00000000", "n00000001", "n00000002")
+    assert [index.path(i).relative_to(folder).as_posix() for i in range(len(index))] == [
+        "n00000000/img_0.JPEG", "n00000000/img_1.JPEG", "n00000000/img_2.JPEG", "n00000001/img_0.JPEG", "n00000002/img_0.JPEG", "n00000002/img_1.JPEG"]
+    np.testing.assert_array_equal(index.labels, [0, 0, 0, 1, 2, 2])
     monkeypatch.setattr(sources, "IMAGENET_CLASSES", 3)
-    paths, labels, fingerprint = sources._list_image_tree(folder)
-    assert [index.path(i) for i in range(len(index))] == paths
-    np.testing.assert_array_equal(index.labels, labels)
-    assert index.fingerprint == fingerprint and index.classes == ("n00000000", "n00000001", "n00000002")
+    again = sources.imagenet_c_folder(tmp_path, "fog", 3)
+    assert again.fingerprint == index.fingerprint and len(index.fingerprint) == 16
+    np.testing.assert_array_equal(again.files, index.files)
 
 
 def test_index_refuses_a_partial_tree_and_an_empty_class(tmp_path):

@@ -160,8 +160,10 @@ def test_names_that_reach_paths_and_commands_are_refused(write_card, name):
     ({"scales": {"full": {"resources": {"slurm_extra": "--comment=`id`"}}}}, "'--comment=`id`': option values may hold"),
     ({"scales": {"full": {"resources": {"slurm_extra": "--wrap=ls"}}}}, "'--wrap=ls' is not an allowed sbatch option"),
     ({"scales": {"full": {"resources": {"constraint": "a100;rm -rf"}}}}, "scales.full.resources.constraint: expected letters, digits"),
-    ({"scales": {"full": {"protocol": {"source_weights": "/etc/passwd"}}}}, "source_weights must be 'train' or a path under the data root"),
-    ({"scales": {"full": {"protocol": {"source_weights": "../../x.pt"}}}}, "source_weights must be 'train' or a path under the data root"),
+    ({"scales": {"full": {"protocol": {"source_weights": "/etc/passwd"}}}}, "source_weights must be 'train', 'published' or one of"),
+    ({"scales": {"full": {"protocol": {"source_weights": "../../x.pt"}}}}, "source_weights must be 'train', 'published' or one of"),
+    ({"cost": {"throughput": [{"arch": "resnet50", "per_s": 0, "source": "x"}]}}, "per_s must be > 0"),
+    ({"cost": {"throughput": [{"arch": "resnet50", "per_s": 10}]}}, "cost.throughput[0].source: missing"),
 ])
 def test_values_out_of_range_are_one_line(write_card, changes, expected):
     assert expected in error_of(write_card(changes))

@@ -37,7 +37,7 @@ def test_a_job_without_a_measured_rate_is_left_out_of_the_estimate_and_counted()
     assert row.estimated_jobs == 1 and row.gpu_jobs == 3 and row.estimate_gpu_hours == pytest.approx(300 / 3600)
     assert "~0.08 (1 of 3 jobs)" in render([row])
     (no_model,) = plan(jobs)
-    assert no_model.estimate_gpu_hours is None and "no estimate" in render([no_model])
+    assert no_model.estimate_gpu_hours is None and "requested only (no cost model)" in render([no_model])
 
 
 def test_a_job_that_names_its_gpu_model_uses_that_models_rate():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-LOCAL_RULES = {"render_plots", "track_card", "render_table", "render_leaderboard"}
+LOCAL_RULES = {"render_plots", "track_card", "render_table", "render_leaderboard", "skip_cell"}
 
 pytestmark = pytest.mark.slurm
 
@@ -21,12 +21,26 @@ def test_full_scale_plan_asks_for_the_cards_resources_in_the_given_partition(slu
                            "--", "results/eata_niu2022/full/table.md"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = re.findall(r"^(?:local)?rule (\w+):.*?^\s+output: (\S+).*?^\s+resources: (.*?)$", proc.stdout, re.M | re.S)
-    assert {rule for rule, _, _ in jobs} >= {"run_cell", "build"} | LOCAL_RULES - {"render_leaderboard"}
+    assert {rule for rule, _, _ in jobs} >= {"run_cell", "build"} | LOCAL_RULES - {"render_leaderboard", "skip_cell"}
     kinds = {output.split("/")[3] for rule, output, _ in jobs if rule == "build"}
     assert {"data", "source"} <= kinds, kinds
-    full = ("mem_mb=32000", "runtime=240", "gpu=1", "slurm_extra=--signal=TERM@120")  # _defaults/tta_corruption.yaml: full
+    full = ("mem_mb=32000", "runtime=240", "gpu=1", "cpus_per_task=8", "slurm_extra=--signal=TERM@120")  # _defaults/tta_corruption.yaml: full
     for rule, output, resources in jobs:
         placed = "slurm_partition=gpux" in resources and "slurm_account=acct" in resources
         assert placed == (rule not in LOCAL_RULES), (rule, resources)
-        heavy = rule == "run_cell" or "/_cache/tta/source/" in output  # data preparation asks for no GPU
+        heavy = rule == "run_cell"  # data preparation and checking staged weights ask for no GPU
         assert all(f"{r}," in resources + "," for r in full) == heavy, (rule, output, resources)
+
+
+def test_cells_skipped_by_design_run_on_the_login_node_without_a_gpu(slurm_cluster, tmp_path):
+    """RLVR's paper-setting cells can only write 'skipped': a local rule, no sbatch job, no GPU; the
+    dry run starts with the cost plan, which counts them as skipped."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--workflow-profile", str(REPO / "workflows/profiles/slurm"),
+                           "-n", "--directory", str(tmp_path), "--config", "slurm_partition=gpux", f"data_root={tmp_path}",
+                           "--", "results/clipcov_cui2025/full/table.md"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):.*?^\s+resources: (.*?)$", proc.stdout, re.M | re.S)
+    assert {rule for rule, _ in jobs} == {"skip_cell"} | LOCAL_RULES - {"render_leaderboard"}
+    assert all("gpu" not in resources and "slurm_partition" not in resources for _, resources in jobs)
+    plan_row = next(line for line in proc.stdout.splitlines() if line.startswith("clipcov_cui2025"))
+    assert plan_row.split()[2:8] == ["21", "(21", "skipped)", "0", "0.0", "-"], plan_row

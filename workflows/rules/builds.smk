@@ -42,7 +42,7 @@ rule build:
         scale=lambda wc: _build_of(wc)[1],
         # data that appears later (or changes) under the data root remakes a build skipped without it
         data_state=lambda wc: the_data_state(_build_of(wc)[2].data_files),
-    threads: 1
+    threads: job_threads(_build_of, heavy=lambda wc: _build_of(wc)[2].heavy)
     resources:
         **job_resources(_build_of, heavy=lambda wc: _build_of(wc)[2].heavy),
     shell:

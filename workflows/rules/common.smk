@@ -89,28 +89,39 @@ def the_data_state(files):
     return data_state(tuple(files), DATA_ROOT)
 
 
-# What a job asks a cluster for: the card's scale (`resources: {mem_mb, runtime, gpu, ...}`, names
-# and values checked by card.py), with partition and account from `--config slurm_partition=...
-# slurm_account=...` overriding the card, so a user on another cluster edits no card. Local runs
-# read only threads and mem_mb.
+# What a job asks a cluster for: the card's scale (`resources: {mem_mb, runtime, gpu, cpus_per_task,
+# ...}`, names and values checked by card.py), with partition and account from `--config
+# slurm_partition=... slurm_account=...` overriding the card, so a user on another cluster edits no
+# card. entrobench/plan.py's job_request makes the same request for `python -m entrobench plan`.
+# Local runs read only threads and mem_mb.
+from entrobench.plan import job_request  # noqa: E402
+
 JOB_RESOURCES = ("mem_mb", "runtime", "gpu", "gpu_model", "gres", "constraint", "cpus_per_task", "slurm_partition", "slurm_account", "slurm_extra")
 CLUSTER_OVERRIDES = {k: config[k] for k in ("slurm_partition", "slurm_account") if config.get(k)}
-# A resource a rule leaves unset (None) drops the profile's default too, hence these. The signal:
-# SIGTERM two minutes before the walltime, so long jobs save a checkpoint (entrobench/checkpoint.py).
-JOB_DEFAULTS = {"mem_mb": 2000, "runtime": 30, "slurm_extra": "--signal=TERM@120"}
 
 
 def job_resources(owner, heavy=lambda wc: True):
     """Rule resources, for a rule whose `owner(wildcards)` gives (card, scale, ...). A job that is
     not `heavy` (data preparation) asks for the defaults and the cluster placement only, never the
-    scale's GPUs."""
+    scale's GPUs. A resource left unset (None) would drop the profile's default too, hence the
+    defaults in job_request."""
 
     def get(key):
         def value(wc):
             card, scale = owner(wc)[:2]
-            asked = scaled(card.id, scale).resources if heavy(wc) else {}
-            return {**JOB_DEFAULTS, **asked, **CLUSTER_OVERRIDES}.get(key)
+            return job_request(scaled(card.id, scale).resources, heavy(wc), CLUSTER_OVERRIDES).get(key)
 
         return value
 
     return {key: get(key) for key in JOB_RESOURCES}
+
+
+def job_threads(owner, heavy=lambda wc: True):
+    """The job's threads: its CPUs (`cpus_per_task`), which the cell gives to its DataLoader's
+    image-reading workers (one CPU stays with the model). Local runs cap them at --cores."""
+
+    def threads(wc):
+        card, scale = owner(wc)[:2]
+        return int(job_request(scaled(card.id, scale).resources, heavy(wc)).get("cpus_per_task") or 1)
+
+    return threads

@@ -103,3 +103,29 @@ def partial_tables(targets):
             for name in ("table.md", "table.tex", "table.csv"):
                 os.utime(table.with_name(name), (1, 1))  # not 0: Snakemake reads a zero time as "unknown"
             sys.stderr.write(f"entrobench: wrote a partial table {table} from the records that exist (see 'Cells that did not run')\n")
+
+
+def dry_run() -> bool:
+    """Whether this is `snakemake -n` (Snakemake tells a Snakefile only once the DAG is built, after
+    its hooks: read from the command line)."""
+    import re
+
+    return any(a in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", a) for a in sys.argv[1:])
+
+
+def print_plan(targets):
+    """At the top of a dry run: the cost plan of the tables asked for (all of the scale's when none
+    was named): jobs, what they request and estimated GPU-hours (`python -m entrobench plan`)."""
+    import re
+
+    from entrobench import plan
+
+    wanted = []
+    for target in targets or targets_for_scale(config.get("scale", "smoke")):
+        found = re.fullmatch(r"results/([^/]+)/([^/]+)/table\.(?:md|tex|csv)", str(target))
+        if found and found.group(1) in CARDS and found.groups() not in wanted:
+            wanted.append(found.groups())
+    if wanted:
+        views = [scaled(card_id, scale) for card_id, scale in wanted]
+        jobs = plan.card_jobs(views, "results", CLUSTER_OVERRIDES)
+        print(plan.render(plan.plan(jobs, {v.card.id: plan.cost_model(v.card) for v in views})) + "\n", flush=True)

@@ -178,6 +178,16 @@ ENGINE_CODE = ("engine.py", "engine_tasks.py")
 MATH_CODE = ("math_data.py", "math_answers.py", "benchmarks.py", "tasks/eb_math.yaml")
 
 
+def unavailable(model: str, dataset: str, engine: str = "ours") -> str:
+    """Why our own trainer cannot run this model on this dataset ("" where it can): the paper's
+    math setting runs through the engine (`engine: trl`, engine.py). Such cells are skipped by
+    design: they ask the cluster for nothing and write the reason as their record."""
+    if engine != "ours" or (dataset, model == SCRATCH) in (("addition", True), ("addition_chat", False)):
+        return ""
+    return (f"dataset {dataset!r} with model {model!r}: our own trainer runs 'addition' with the from-scratch decoder and "
+            "'addition_chat' with a pretrained chat model; the paper's math sets run through the engine (protocol.engine: trl)")
+
+
 def model_builds(protocol: Protocol) -> dict[str, Build]:
     """A packaged model's converted folder, else nothing (scratch models and data-root folders)."""
     return {"model": model_build(protocol.model)} if protocol.model in PACKAGED_MODELS else {}
@@ -212,8 +222,11 @@ class RLVR(Family):
         if dataset in TRAIN_SETS:
             return models
         warmup = Build("rlvr", "warmup", dataset, "entrobench.protocols.rlvr.run:train_warmup", warmup_config(protocol, dataset),
-                       inputs=models, sources=tuple(str(_HERE / f) for f in WARMUP_CODE), heavy=True)
+                       inputs=models, sources=tuple(str(_HERE / f) for f in WARMUP_CODE), heavy=not unavailable(protocol.model, dataset))
         return {"warmup": warmup, **models}
+
+    def cell_skip(self, scaled, dataset: str, setting: Setting) -> str:
+        return unavailable(scaled.protocol.model, dataset, scaled.protocol.engine)
 
     def cell_sources(self, scaled, dataset: str, setting: Setting) -> list[Path]:
         engine = ENGINE_CODE if scaled.protocol.engine != "ours" else ()

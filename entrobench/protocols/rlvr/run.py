@@ -23,7 +23,7 @@ from entrobench.models.packaged import resolve_model
 from entrobench.protocols.rlvr import model as model_module
 from entrobench.protocols.rlvr import trainer as trainer_module
 from entrobench.protocols.rlvr.evaluate import eval_backend, evaluate_policy
-from entrobench.protocols.rlvr.family import SCRATCH, Protocol, Setting, warmup_config
+from entrobench.protocols.rlvr.family import SCRATCH, Protocol, Setting, unavailable, warmup_config
 from entrobench.protocols.rlvr.law import fit_law, moving_average
 from entrobench.protocols.rlvr.model import build_policy, load_pretrained
 from entrobench.protocols.rlvr.task import Addition, ChatAddition
@@ -34,16 +34,6 @@ from entrobench.record import Skip
 EVAL_SEED_OFFSET = 7919  # the evaluation's sampling seed is the cell's seed plus this
 CHECKPOINT_EVERY = 50  # GRPO steps between saves (a save is one torch.save of a ~100k-parameter state; SIGTERM saves at once)
 WARMUP_FILE = "warmup.pt"  # in the warm-up build's folder
-
-
-def _unavailable(config: dict) -> str | None:
-    """Why this machine cannot run the config, or None."""
-    scratch = config["model"] == SCRATCH
-    if (config["dataset"], scratch) in (("addition", True), ("addition_chat", False)):
-        return None
-    return (f"dataset {config['dataset']!r} with model {config['model']!r} is the paper's setting: it needs the model "
-            "weights under the data root, a GPU rollout engine and the math verifier, which this suite does not have "
-            "yet (runnable here: 'addition' with the from-scratch decoder, 'addition_chat' with a pretrained chat model)")
 
 
 def _model_folder(model: str, inputs: dict[str, Path], data_root: Path | None) -> str:
@@ -73,7 +63,7 @@ def train_warmup(run: BuildRun) -> dict:
     """The supervised warm-up of the from-scratch decoder, or for a pretrained model the model as
     it is; either way evaluated on the held-out prompts (every cell's start metrics)."""
     config, progress = run.config, run.progress
-    reason = _unavailable(config)
+    reason = unavailable(config["model"], config["dataset"])
     if reason:
         raise Skip(reason)
     task = _task(config, run.inputs, run.data_root)
@@ -107,7 +97,7 @@ def run_cell(run: CellRun) -> dict:
         from entrobench.protocols.rlvr.engine import run_cell as run_on_engine
 
         return run_on_engine(run)
-    reason = _unavailable({"model": protocol.model, "dataset": config["dataset"]})
+    reason = unavailable(protocol.model, config["dataset"])
     if reason:
         raise Skip(reason)
     start = torch.load(inputs["warmup"] / WARMUP_FILE, map_location="cpu", weights_only=True)

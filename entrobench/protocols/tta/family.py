@@ -11,6 +11,7 @@ from pathlib import Path
 from entrobench.data.corruption_types import CORRUPTIONS, TABLES
 from entrobench.family import Build, CellRun, Family
 from entrobench.metrics import Metric
+from entrobench.models.published import PUBLISHED, published_weights
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,10 @@ class Protocol:
     # "cifar10_c", "imagenet_c", or "hybrid" (ImageNet-C strength per pixel, CIFAR-10-C spatial)
     corruption_table: str = "auto"
     architecture: str = "small_cnn"  # entrobench.models.zoo.build_model name
-    source_weights: str = "train"  # "train": trained here on the clean split; else a file under the data root
+    # "train": trained here on the clean split; "published": the published weights for the
+    # architecture and the setting's norm (entrobench.models.published: a GroupNorm setting gets
+    # GroupNorm weights); or one name of that catalog, for every setting
+    source_weights: str = "train"
     n_train: int | None = None  # at most this many clean training images (None: all of the split)
     n_test: int | None = None  # at most this many test images per corruption (None: all of the split)
     train_epochs: int = 8  # source model: Adam + OneCycle, +-2 px shifts
@@ -45,8 +49,17 @@ class Protocol:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.fisher_samples < 0 or not self.train_peak_lr > 0:
             raise ValueError(f"fisher_samples must be >= 0 and train_peak_lr > 0, got {self.fisher_samples} and {self.train_peak_lr}")
-        if self.source_weights != "train" and (Path(self.source_weights).is_absolute() or ".." in Path(self.source_weights).parts):
-            raise ValueError(f"source_weights must be 'train' or a path under the data root (no absolute path, no '..'), got {self.source_weights!r}")
+        if self.source_weights not in ("train", PUBLISHED_FOR_NORM, *PUBLISHED):
+            raise ValueError(f"source_weights must be 'train', '{PUBLISHED_FOR_NORM}' or one of {', '.join(PUBLISHED)}, got {self.source_weights!r}")
+
+    def weights(self, norm: str) -> str:
+        """'train', or the catalog name of the weights a model with this norm loads."""
+        if self.source_weights == PUBLISHED_FOR_NORM:
+            return published_weights(self.architecture, norm).name
+        return self.source_weights
+
+
+PUBLISHED_FOR_NORM = "published"
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,13 @@ class Setting:
     continual: bool = False  # False: reset the model at every corruption; True: one stream, never reset
     norm: str = "bn"  # normalization of the source model: "bn" or "gn"
     max_samples: int | None = None  # cap on test images per corruption (batch size 1 is slow on CPU)
-    label_order: str = "shuffled"  # "shuffled", or "sorted" by label: SAR's online label shift
+    # "shuffled", or "sorted" by label (classes one after another: the extreme of a label shift)
+    label_order: str = "shuffled"
+    # Online label shift as SAR's code makes it (entrobench.data.label_shift): the imbalance ratio
+    # (1: uniform labels; SAR's and DeYO's default 500,000: almost a pure class order). The stream
+    # has twice as many samples as the corruption has images, drawn with replacement in blocks of
+    # one major class each, the same for every corruption; None: no label shift
+    label_shift: float | None = None
 
     def __post_init__(self):
         if self.norm not in ("bn", "gn"):
@@ -65,6 +84,10 @@ class Setting:
             raise ValueError(f"batch_size and max_samples must be >= 1, got {self.batch_size} and {self.max_samples}")
         if self.label_order not in ("shuffled", "sorted"):
             raise ValueError(f"label_order must be 'shuffled' or 'sorted', got {self.label_order!r}")
+        if self.label_shift is not None and not self.label_shift >= 1:
+            raise ValueError(f"label_shift is an imbalance ratio >= 1 (1: uniform labels), got {self.label_shift}")
+        if self.label_shift is not None and self.label_order != "shuffled":
+            raise ValueError("label_shift makes its own order: leave label_order at 'shuffled'")
 
 
 @dataclass(frozen=True)
@@ -145,12 +168,13 @@ def data_config(protocol: Protocol, dataset_name: str, dataset: Dataset) -> dict
 
 
 def source_config(protocol: Protocol, data: dict, norm: str) -> dict:
-    """What the source model depends on: shared by every method, seed and card that agree on it."""
+    """What the source model depends on: shared by every method, seed and card that agree on it.
+    Published weights are named as resolved for the norm, so GN settings get GN weights."""
     return {
         **data,
         "architecture": protocol.architecture,
         "norm": norm,
-        "source_weights": protocol.source_weights,
+        "source_weights": protocol.weights(norm),
         "train_epochs": protocol.train_epochs,
         "train_batch_size": protocol.train_batch_size,
         "train_peak_lr": protocol.train_peak_lr,
@@ -178,6 +202,24 @@ class TTA(Family):
         """The per-domain columns of the table: one per corruption."""
         return list(protocol.corruptions)
 
+    def check(self, scaled) -> None:
+        """Published weights exist for the architecture and every setting's norm, and a weights
+        name given outright fits them."""
+        protocol = scaled.protocol
+        for setting in scaled.settings:
+            name = protocol.weights(setting.norm)  # raises (one line) where none is published
+            if name != "train" and (PUBLISHED[name].arch, PUBLISHED[name].norm) != (protocol.architecture, setting.norm):
+                raise ValueError(f"protocol.source_weights: {name} are {PUBLISHED[name].arch}/{PUBLISHED[name].norm} weights, "
+                                 f"setting {setting.name} builds {protocol.architecture}/{setting.norm}")
+
+    def setting_config(self, setting: Setting) -> dict:
+        """Without `label_shift` while it is unset: the field came later, and cells without label
+        shift keep the config hash, so the record paths, they had before it."""
+        config = asdict(setting)
+        if config["label_shift"] is None:
+            del config["label_shift"]
+        return config
+
     def cell_builds(self, scaled, dataset: str, setting: Setting, seed: int) -> dict[str, Build]:
         """The clean data, the source model for the setting's norm and, for sets corrupted here,
         the seed's corrupted stream. Benchmarks released corrupted are read by the cell itself."""
@@ -186,9 +228,11 @@ class TTA(Family):
         files = _data_files(spec, data_cfg)
         data = Build("tta", "data", dataset, f"{_RUN}:prepare_data", data_cfg, data_files=files,
                      sources=(str(_HERE.parent.parent / "data" / "sources.py"), str(_HERE.parent.parent / "data" / "declared.py")))
+        weights = protocol.weights(setting.norm)
         source = Build("tta", "source", f"{dataset}-{protocol.architecture}-{setting.norm}", f"{_RUN}:train_source",
                        source_config(protocol, data_cfg, setting.norm), inputs={"data": data}, sources=(str(_HERE / "run.py"),),
-                       data_files=() if protocol.source_weights == "train" else (protocol.source_weights,), heavy=True)
+                       data_files=() if weights == "train" else (PUBLISHED[weights].path,),
+                       heavy=weights == "train")  # training wants the scale's GPU; checking staged weights does not
         builds = {"data": data, "source": source}
         if not spec.corrupted_on_disk:
             builds["stream"] = Build("tta", "stream", dataset, f"{_RUN}:corrupt_stream", stream_config(protocol, data_cfg, seed),
@@ -201,6 +245,29 @@ class TTA(Family):
     def cell_data_files(self, scaled, dataset: str, setting: Setting) -> list[str]:
         spec = scaled.card.dataset(dataset)
         return list(CORRUPTED_FILES.get(spec.corrupted_on_disk, ()))
+
+    def stage_needs(self, scaled) -> list[str]:
+        """The data sets' released files and clean images, and the published source weights of
+        every setting's norm (entrobench.stage.CATALOG names). Sets made here or declared in YAML
+        need nothing fetched."""
+        from entrobench import stage
+
+        datasets = [d for d in scaled.datasets if d in stage.DATASET_ITEMS]
+        weights = [w for w in dict.fromkeys(scaled.protocol.weights(s.norm) for s in scaled.settings) if w != "train"]
+        return list(dict.fromkeys(stage.needs(datasets) + weights))
+
+    def cell_work(self, scaled, dataset: str, setting: Setting, method: str):
+        """Images through the model: every corruption's stream (a label-shift stream is twice the
+        images it draws from); None where the number of images is not known before the data is read."""
+        from entrobench.plan import Work
+
+        protocol = scaled.protocol
+        n = STREAM_IMAGES.get(dataset, protocol.n_test)
+        if n is None:
+            return None
+        n = min(n, protocol.n_test or n) * (2 if setting.label_shift is not None else 1)
+        n = min(n, setting.max_samples or n)
+        return Work(images=len(protocol.corruptions) * n, arch=protocol.architecture, method=method, batch_size=setting.batch_size)
 
     def run_cell(self, run: CellRun) -> dict:
         from entrobench.protocols.tta.run import run_cell
@@ -220,6 +287,8 @@ CLEAN_FILES = {
     "imagenet_val": ("imagenet/val",),
 }
 CORRUPTED_FILES = {"cifar10_c": ("CIFAR-10-C/labels.npy",), "imagenet_c": ("ImageNet-C",)}
+# Test images per corruption of the built-in sets, for the cost plan (n_test may cap them)
+STREAM_IMAGES = {"imagenet_c": 50_000, "cifar10_c": 10_000, "mnist_c": 4000, "digits_c": 597}
 
 
 def _data_files(spec: Dataset, data_cfg: dict) -> tuple[str, ...]:

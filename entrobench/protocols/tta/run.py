@@ -3,24 +3,37 @@
 The protocol measures; the method (methods/tta/*) adapts. A cell streams the corrupted test
 set through `method.adapt` batch by batch (online: each batch is predicted once, before the
 next arrives), resetting the model at every corruption unless the setting is continual.
+
+Released benchmarks stay on disk until a batch needs them (entrobench.data.images): ImageNet-C's
+JPEGs are decoded and centre-cropped in DataLoader workers, one per CPU of the job but one, and
+CIFAR-10-C's arrays are read row by row from a memory map; memory is bounded by the batch and the
+workers, not by the 50,000 images of a corruption. Sets corrupted here are small arrays, kept in
+memory as before. The published source weights are read as staged (entrobench.models.zoo).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset as ImageDataset
 
 from entrobench import checkpoint
 from entrobench.checkpoint import Checkpoint
+from entrobench.data import sources
 from entrobench.data.declared import load_declared
-from entrobench.data.sources import DataUnavailable, load_clean, load_corrupted
+from entrobench.data.images import PREPROCESSING, ArrayImages, EncodedImages, stream_batches, stream_order, workers_for
+from entrobench.data.label_shift import label_shift_indices
+from entrobench.data.sources import DataUnavailable, load_clean
 from entrobench.family import BuildRun, CellRun
-from entrobench.models.zoo import build_model, robustbench_state_dict
+from entrobench.models import zoo
+from entrobench.models.zoo import build_model
 from entrobench.progress import Progress
 from entrobench.protocols.tta.family import DATASETS, Dataset, Protocol, Setting
 from entrobench.record import Skip
@@ -31,6 +44,9 @@ TRAIN_CHECKPOINT_EVERY = 200
 ADAPT_CHECKPOINT_EVERY = 100
 # the files in each cached build's folder
 DATA_FILE, STREAM_FILE, SOURCE_FILE = "data.npz", "stream.npz", "model.pt"
+# Online label shift: the class order's seed is this plus the cell's seed, so that seed 0 draws
+# SAR's released stream (seed2022_total_100000_ir_500000) and seed 2 DeYO's (seed2024_...)
+LABEL_SHIFT_SEED = 2022
 
 
 # --- prepare data ------------------------------------------------------------------------------
@@ -41,8 +57,8 @@ def prepare_data(run: BuildRun) -> dict:
     config = run.config
     dataset = Dataset(**config["declared"]) if "declared" in config else DATASETS[config["dataset"]]
     try:
-        if dataset.corrupted_on_disk:  # fail early, here, if the stream itself is missing
-            load_corrupted(dataset.corrupted_on_disk, run.data_root, "gaussian_noise", 1, n=1)
+        if dataset.corrupted_on_disk:  # fail early, here, if the benchmark itself is missing
+            sources.check_released(dataset.corrupted_on_disk, run.data_root)
         if dataset.format:
             split = load_declared(dataset, run.data_root, config["n_train"], config["n_test"])
         else:
@@ -85,10 +101,10 @@ def corrupt_stream(run: BuildRun) -> dict:
 def train_source(run: BuildRun) -> dict:
     """Train (or load) the source model once per dataset, architecture and norm; cached by the DAG."""
     config = run.config
-    arrays, data_meta = load_prepared(run.inputs["data"] / DATA_FILE)
     if config["source_weights"] != "train":
         meta = _load_published_weights(config, run.data_root)
     else:
+        arrays, data_meta = load_prepared(run.inputs["data"] / DATA_FILE)
         ckpt = Checkpoint(run.checkpoint_path, TRAIN_CHECKPOINT_EVERY, checkpoint.fingerprint(config, __file__))
         meta = _train(config, arrays, data_meta["n_classes"], run.progress, ckpt)
     torch.save(meta, run.out / SOURCE_FILE)
@@ -150,12 +166,18 @@ def _random_shift(x: torch.Tensor, max_px: int) -> torch.Tensor:
 
 
 def _load_published_weights(config: dict, data_root: Path | None) -> dict:
-    path = Path(data_root or "") / config["source_weights"]
+    """The staged weights, checked against their recorded sha256 and loaded strictly into the
+    model the cells build. Not staged here is a skip (the reason says how to stage them); a file
+    that fails its check is an error."""
+    name = config["source_weights"]
+    path = Path(data_root or "") / zoo.PUBLISHED[name].path
     if data_root is None or not path.is_file():
-        raise Skip(f"source weights not found at {path} (see README: full-scale data)")
-    state = robustbench_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    n_classes = next(v.shape[0] for k, v in state.items() if k.endswith(("fc.weight", "logits.weight")))
-    return {"state_dict": state, "n_classes": n_classes, "in_channels": 3, "clean_error_pct": None}
+        raise Skip(f"source weights {name} not staged at {path} (run `python -m entrobench stage <card> --scale full` on a node with internet)")
+    weights = zoo.PUBLISHED[name]
+    if (config["architecture"], config["norm"]) != (weights.arch, weights.norm):
+        raise ValueError(f"{name} are {weights.arch}/{weights.norm} weights, the cells build {config['architecture']}/{config['norm']}")
+    model = zoo.load_source_model(data_root, name)
+    return {"state_dict": model.state_dict(), "n_classes": weights.n_classes, "in_channels": 3, "clean_error_pct": None, "weights": name}
 
 
 # --- one cell ----------------------------------------------------------------------------------
@@ -171,7 +193,7 @@ def run_cell(run: CellRun) -> dict:
     streams, _ = load_prepared(inputs["stream"] / STREAM_FILE) if "stream" in inputs else ({}, {})
     source = torch.load(inputs["source"] / SOURCE_FILE, map_location="cpu", weights_only=True)
 
-    device = _device()
+    device, workers = _device(), workers_for(run.threads)
     torch.manual_seed(config["seed"])
     model = build_model(protocol.architecture, setting.norm, source["n_classes"], source["in_channels"])
     model.load_state_dict(source["state_dict"])
@@ -196,16 +218,14 @@ def run_cell(run: CellRun) -> dict:
         for d, corruption in enumerate(protocol.corruptions):
             if d < done[0]:
                 continue
-            x, y = _stream(config, protocol, setting, streams, corruption, d, data_root, run.dataset)
+            domain = open_domain(config, protocol, setting, run.dataset, data_root, streams, d, corruption, source["n_classes"])
             if d > done[0]:
                 if not setting.continual:
                     method.reset()
                 tally = DomainTally()
-            n_batches = -(-len(x) // setting.batch_size)
-            for b, start in enumerate(range(0, len(x), setting.batch_size)):
-                if (d, b) <= done:
-                    continue
-                xb, yb = torch.from_numpy(x[start : start + setting.batch_size]).to(device), y[start : start + setting.batch_size]
+            first = done[1] + 1 if d == done[0] else 0  # a resumed domain skips the batches already streamed
+            n_batches = -(-len(domain.order) // setting.batch_size)
+            for b, (xb, yb) in enumerate(domain.batches(setting.batch_size, first, workers, device), start=first):
                 t0 = time.perf_counter()
                 with autocast:
                     logits = method.adapt(xb)
@@ -298,17 +318,60 @@ class StreamCurves:
         self.curves["backward_passes"].append(stats["backward_passes"])
 
 
-def _stream(config, protocol: Protocol, setting: Setting, streams: dict, corruption: str, d: int, data_root, dataset):
-    """The corrupted test images for one domain, in stream order. The order is seeded by (seed, domain)."""
+@dataclass
+class Domain:
+    """One corruption's test stream: `order` indexes `images` (a torch Dataset of uint8 images read
+    from disk as batches need them, or a float32 (N, C, H, W) array in [0, 1] made here)."""
+
+    images: ImageDataset | np.ndarray
+    labels: np.ndarray
+    order: np.ndarray
+
+    def batches(self, batch_size: int, first: int, workers: int, device: torch.device) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """(x float32 on `device`, y int64) in stream order, from batch `first` on."""
+        order = self.order[first * batch_size :]
+        if isinstance(self.images, ImageDataset):
+            yield from stream_batches(self.images, order, batch_size, workers, device)
+            return
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield torch.from_numpy(np.ascontiguousarray(self.images[idx])).to(device), self.labels[idx]
+
+
+def open_domain(config: dict, protocol: Protocol, setting: Setting, dataset: Dataset, data_root: Path | None, streams: dict,
+                d: int, corruption: str, n_classes: int) -> Domain:
+    """The test stream of corruption `corruption` (the d-th). Its images: the first n_test of a
+    fixed seed-0 permutation (ImageNet-C: a subset spanning many classes), the first n_test
+    (CIFAR-10-C), or all those the seed's corrupted build holds. Its order: a permutation seeded
+    by (seed, d), or under `label_shift` the authors' label-shift stream over those images, the
+    same for every corruption; cut at `max_samples`."""
     if dataset.corrupted_on_disk:
-        x, y = load_corrupted(dataset.corrupted_on_disk, data_root, corruption, protocol.severity, n=protocol.n_test)
+        try:
+            images, labels, subset_seed = _released_domain(dataset.corrupted_on_disk, data_root, corruption, protocol.severity)
+        except DataUnavailable as err:
+            raise Skip(str(err)) from None
     else:
-        x, y = streams[corruption], streams["y"]
-    rng = np.random.default_rng([config["seed"], d, 1])
-    order = rng.permutation(len(y))[: setting.max_samples or None]
-    if setting.label_order == "sorted":  # online label shift: classes arrive one after another
-        order = order[np.argsort(y[order], kind="stable")]
-    return np.ascontiguousarray(x[order], dtype=np.float32), y[order]
+        images, labels, subset_seed = streams[corruption], streams["y"], None
+    n = min(protocol.n_test or len(labels), len(labels))
+    if setting.label_shift is None:
+        order = stream_order(len(labels), config["seed"], d, n=n, max_samples=setting.max_samples, subset_seed=subset_seed,
+                             labels=labels, label_order=setting.label_order)
+    else:
+        # over the n images in the dataset's own order (the authors' indices are into ImageFolder's)
+        subset = np.arange(n) if subset_seed is None or n == len(labels) else np.sort(np.random.default_rng(subset_seed).permutation(len(labels))[:n])
+        drawn = label_shift_indices(labels[subset], setting.label_shift, seed=LABEL_SHIFT_SEED + config["seed"], n_classes=n_classes)
+        order = subset[drawn][: setting.max_samples or None]
+    return Domain(images, np.asarray(labels), order)
+
+
+def _released_domain(name: str, data_root: Path | None, corruption: str, severity: int) -> tuple[ImageDataset, np.ndarray, int | None]:
+    """A released benchmark's images of one corruption and severity, still on disk, their labels,
+    and the seed of the permutation whose first n_test a stream takes (None: the first n_test)."""
+    if name == "imagenet_c":
+        index = sources.imagenet_c_folder(data_root, corruption, severity)
+        return EncodedImages(index, PREPROCESSING["imagenet_c"]), index.labels, sources.IMAGENET_C_ORDER_SEED
+    images, labels = sources.cifar10_c_block(data_root, corruption, severity)
+    return ArrayImages(images, labels), np.asarray(labels, dtype=np.int64), None
 
 
 def _device() -> torch.device:
