@@ -278,11 +278,12 @@ class Trainer:
         self._log_last(loss, logged)
 
     def lbfgs(self, loss_fn: Callable[[], tuple[Tensor, dict]], steps: int) -> None:
-        """L-BFGS with a strong-Wolfe line search (Krishnapriyan et al.'s settings)."""
+        """L-BFGS as Krishnapriyan et al. run it: lr 1, history 50, strong-Wolfe line search,
+        tolerances 1e-7 on the gradient and on changes (it may stop before `steps`)."""
         if steps <= 0:
             return
         opt = torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=steps, history_size=50,
-                                tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+                                tolerance_grad=1e-7, tolerance_change=1e-7, line_search_fn="strong_wolfe")
         first, counted, last = next(self.net.parameters()), 0, {}
 
         def closure():  # called once per function evaluation; curves count iterations

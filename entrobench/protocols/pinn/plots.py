@@ -7,12 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from entrobench import aggregate, record
-from entrobench.plots import plt, save
+from entrobench import record
 
 
 def field_figure(x: np.ndarray, t: np.ndarray, u_ref: np.ndarray, u: np.ndarray, title: str, path: Path) -> Path:
-    """Three panels over (t, x): reference, prediction, |prediction - reference|."""
+    """Three panels over (t, x): reference, prediction, |prediction - reference|. Drawn in every
+    cell's process: matplotlib alone, not entrobench.plots (which brings pandas and scipy.stats)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True)
     low, high = float(min(u_ref.min(), u.min())), float(max(u_ref.max(), u.max()))
     panels = [("reference", u_ref, "RdBu_r", (low, high)), ("prediction", u, "RdBu_r", (low, high)), ("absolute error", np.abs(u - u_ref), "magma", (None, None))]
@@ -23,10 +28,16 @@ def field_figure(x: np.ndarray, t: np.ndarray, u_ref: np.ndarray, u: np.ndarray,
         ax.set_xlabel("t")
     axes[0].set_ylabel("x")
     fig.suptitle(title, fontsize=9)
-    return save(fig, path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)  # entrobench.plots.save's size and resolution
+    plt.close(fig)
+    return path
 
 
 def draw(card, scale: str, records: list[dict], out_dir: Path) -> list[Path]:
+    # pandas and scipy.stats: imported for a card's plots only, not in every cell's process
+    from entrobench import aggregate
+
     scaled = card.scale(scale)
     summary = aggregate.summarize(aggregate.frame(records))
     ok = [r for r in records if r["status"] == record.OK]
@@ -41,6 +52,8 @@ def draw(card, scale: str, records: list[dict], out_dir: Path) -> list[Path]:
 
 def _errors(card, scaled, summary, dataset: str, path: Path) -> Path:
     """rel_l2 per method (bars) per setting (groups), mean and 95% CI over seeds, log scale."""
+    from entrobench.plots import plt, save
+
     here = summary[(summary["dataset"] == dataset) & (summary["metric"] == "rel_l2")].set_index(["method", "setting"])
     settings = [s.name for s in scaled.settings]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(settings) * len(scaled.methods) / 3 + 2), 3.6))
@@ -61,6 +74,8 @@ def _errors(card, scaled, summary, dataset: str, path: Path) -> Path:
 
 def _curves(card, scaled, records: list[dict], title: str, path: Path) -> Path:
     """Total loss per method (one line per seed) and causal training's min weight, against steps."""
+    from entrobench.plots import plt, save
+
     fig, (loss_ax, weight_ax) = plt.subplots(1, 2, figsize=(11, 3.4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, entry in enumerate(scaled.methods):

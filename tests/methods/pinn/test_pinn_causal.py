@@ -40,6 +40,13 @@ def test_unresolved_training_spends_the_whole_budget_over_the_schedule():
     assert fit.metrics["min_causal_weight"] < 0.99
 
 
+def test_lbfgs_alone_runs_the_schedule_in_rounds_with_the_weights_held():
+    torch.manual_seed(0)
+    fit = Causal(Causal.Params(epsilons=[1e3, 1e4])).fit(pde("convection", beta=50.0), tiny_setup(iterations=0, lbfgs_iterations=6, log_every=1))
+    assert 0 < fit.iterations <= 6 and set(fit.curves["epsilon"]) == {1e3, 1e4}
+    assert fit.metrics["final_epsilon"] == 1e4
+
+
 @pytest.mark.parametrize("bad", [{"epsilons": []}, {"epsilons": [1.0, -1.0]}, {"delta": 1.0}])
 def test_params_refuse_schedules_that_cannot_run(bad):
     with pytest.raises(ValueError):
