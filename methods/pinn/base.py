@@ -236,11 +236,13 @@ class Window:
         if getattr(net, "exactly_periodic", False):
             return torch.zeros((), dtype=self.setup.dtype, device=self.setup.device)
         t = self.t_boundary
-        lo, hi = fields(net, torch.full_like(t, self.pde.x_lo), t, False), fields(net, torch.full_like(t, self.pde.x_hi), t, False)
-        if not self.pde.periodic:
-            return (lo.u.pow(2) + hi.u.pow(2)).mean()
-        mismatch = (lo.u - hi.u).pow(2).mean()
-        return mismatch + (lo.u_x - hi.u_x).pow(2).mean() if self.pde.second_order else mismatch
+        lo, hi = torch.full_like(t, self.pde.x_lo), torch.full_like(t, self.pde.x_hi)
+        if not self.pde.periodic:  # u = 0 at both ends
+            return (net(lo, t).pow(2) + net(hi, t).pow(2)).mean()
+        if not self.pde.second_order:
+            return (net(lo, t) - net(hi, t)).pow(2).mean()
+        a, b = fields(net, lo, t, False), fields(net, hi, t, False)  # second order: u_x matches too
+        return (a.u - b.u).pow(2).mean() + (a.u_x - b.u_x).pow(2).mean()
 
     def total(self, terms: Terms, residual: Tensor) -> Tensor:
         """The loss: a residual term (the methods' business) plus the weighted penalties."""

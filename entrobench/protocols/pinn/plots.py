@@ -10,19 +10,25 @@ import numpy as np
 from entrobench import record
 
 
-def field_figure(x: np.ndarray, t: np.ndarray, u_ref: np.ndarray, u: np.ndarray, title: str, path: Path) -> Path:
-    """Three panels over (t, x): reference, prediction, |prediction - reference|. Drawn in every
-    cell's process: matplotlib alone, not entrobench.plots (which brings pandas and scipy.stats)."""
+def field_figure(x: np.ndarray, t: np.ndarray, u_ref: np.ndarray, u: np.ndarray, title: str, path: Path,
+                 names: tuple[str, str] = ("reference", "prediction"), log_error: bool = False) -> Path:
+    """Three panels over (t, x): reference, prediction, |prediction - reference| (log scale where
+    the difference spans decades). Drawn in every cell's process: matplotlib alone, not
+    entrobench.plots (which brings pandas and scipy.stats)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True)
     low, high = float(min(u_ref.min(), u.min())), float(max(u_ref.max(), u.max()))
-    panels = [("reference", u_ref, "RdBu_r", (low, high)), ("prediction", u, "RdBu_r", (low, high)), ("absolute error", np.abs(u - u_ref), "magma", (None, None))]
-    for ax, (name, values, cmap, (vmin, vmax)) in zip(axes, panels):
-        image = ax.pcolormesh(t, x, values.T, cmap=cmap, vmin=vmin, vmax=vmax, shading="auto", rasterized=True)
+    error = np.abs(u - u_ref)
+    norm = LogNorm(max(error.max() * 1e-6, 1e-16), max(error.max(), 1e-15)) if log_error else None
+    panels = [(names[0], u_ref, "RdBu_r", {"vmin": low, "vmax": high}), (names[1], u, "RdBu_r", {"vmin": low, "vmax": high}),
+              ("absolute difference" if log_error else "absolute error", np.maximum(error, 1e-300) if log_error else error, "magma", {"norm": norm} if log_error else {})]
+    for ax, (name, values, cmap, scale) in zip(axes, panels):
+        image = ax.pcolormesh(t, x, values.T, cmap=cmap, shading="auto", rasterized=True, **scale)
         fig.colorbar(image, ax=ax)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("t")
