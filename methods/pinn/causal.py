@@ -26,16 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from methods.pinn.base import (
-    PDE,
-    Fit,
-    Net,
-    PINNMethod,
-    Setup,
-    Trainer,
-    Window,
-    logged_terms,
-)
+from methods.pinn import base
 from methods.registry import register
 
 
@@ -52,7 +43,7 @@ LBFGS_ROUND = 50  # L-BFGS iterations between recomputations of the weights
 
 
 @register("pinn/causal")
-class Causal(PINNMethod):
+class Causal(base.PINNMethod):
     @dataclass(frozen=True)
     class Params:
         epsilons: list = field(default_factory=lambda: [1e-2, 1e-1, 1.0, 10.0, 100.0])  # causality parameter schedule (Alg. 1)
@@ -67,9 +58,9 @@ class Causal(PINNMethod):
             if not 0 < self.delta < 1:
                 raise ValueError(f"delta must be in (0, 1), got {self.delta}")
 
-    def fit(self, pde: PDE, setup: Setup) -> Fit:
-        net = Net(setup.architecture, pde).to(setup.device, setup.dtype)
-        window, trainer = Window(pde, setup), Trainer(net, setup)
+    def fit(self, pde: base.PDE, setup: base.Setup) -> base.Fit:
+        net = base.Net(setup.architecture, pde).to(setup.device, setup.dtype)
+        window, trainer = base.Window(pde, setup), base.Trainer(net, setup)
         epsilons, delta = self.params.epsilons, self.params.delta
         state = {"epsilon": epsilons[0], "min_weight": 0.0, "frozen": None}
 
@@ -82,7 +73,7 @@ class Causal(PINNMethod):
             weights = weights_of(terms)
             state["min_weight"] = float(weights.min())
             used = weights if state["frozen"] is None else state["frozen"]
-            logged = {**logged_terms(terms), "min_causal_weight": state["min_weight"], "epsilon": state["epsilon"]}
+            logged = {**base.logged_terms(terms), "min_causal_weight": state["min_weight"], "epsilon": state["epsilon"]}
             return window.total(terms, (used * terms.residual).mean()), logged
 
         def resolved(logged=None) -> bool:
@@ -106,4 +97,4 @@ class Causal(PINNMethod):
                 stage_budget, used = stage_budget - max(done, 1), used + max(done, 1)
         resolved()
         metrics = {"min_causal_weight": state["min_weight"], "final_epsilon": state["epsilon"]}
-        return Fit(predict=net, iterations=trainer.iterations, curves=trainer.curves, metrics=metrics)
+        return base.Fit(predict=net, iterations=trainer.iterations, curves=trainer.curves, metrics=metrics)

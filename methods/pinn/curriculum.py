@@ -18,22 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from methods.pinn.base import (
-    PDE,
-    Fit,
-    Net,
-    PINNMethod,
-    Setup,
-    Trainer,
-    Window,
-    logged_terms,
-    shares,
-)
+from methods.pinn import base
 from methods.registry import register
 
 
 @register("pinn/curriculum")
-class Curriculum(PINNMethod):
+class Curriculum(base.PINNMethod):
     requires = ("curriculum",)
 
     @dataclass(frozen=True)
@@ -44,23 +34,23 @@ class Curriculum(PINNMethod):
             if self.stages < 1:
                 raise ValueError(f"stages must be >= 1, got {self.stages}")
 
-    def schedule(self, pde: PDE) -> list[float]:
+    def schedule(self, pde: base.PDE) -> list[float]:
         """The coefficient at each stage: easy value -> target, evenly spaced."""
         name, easy = pde.curriculum
         return [float(v) for v in np.linspace(easy, pde.coefficients[name], self.params.stages)]
 
-    def fit(self, pde: PDE, setup: Setup) -> Fit:
-        net = Net(setup.architecture, pde).to(setup.device, setup.dtype)
-        trainer = Trainer(net, setup)
+    def fit(self, pde: base.PDE, setup: base.Setup) -> base.Fit:
+        net = base.Net(setup.architecture, pde).to(setup.device, setup.dtype)
+        trainer = base.Trainer(net, setup)
         name = pde.curriculum[0]
-        adam, lbfgs = shares(setup.iterations, self.params.stages), shares(setup.lbfgs_iterations, self.params.stages)
+        adam, lbfgs = base.shares(setup.iterations, self.params.stages), base.shares(setup.lbfgs_iterations, self.params.stages)
         for value, adam_steps, lbfgs_steps in zip(self.schedule(pde), adam, lbfgs):
-            window = Window(pde, setup, coefficients={**pde.coefficients, name: value})
+            window = base.Window(pde, setup, coefficients={**pde.coefficients, name: value})
 
             def loss(window=window, value=value):
                 terms = window.terms(net)
-                return window.total(terms, terms.residual.mean()), {**logged_terms(terms), name: value}
+                return window.total(terms, terms.residual.mean()), {**base.logged_terms(terms), name: value}
 
             trainer.adam(loss, adam_steps)
             trainer.lbfgs(loss, lbfgs_steps)
-        return Fit(predict=net, iterations=trainer.iterations, curves=trainer.curves)
+        return base.Fit(predict=net, iterations=trainer.iterations, curves=trainer.curves)

@@ -26,25 +26,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from methods.pinn.base import (
-    PDE,
-    Fit,
-    Net,
-    PINNMethod,
-    Setup,
-    Trainer,
-    Window,
-    derivative,
-)
+from methods.pinn import base
 from methods.registry import register
 
 
 class Lagrangian(nn.Module):
     """The pair of networks, and the Eulerian view of their solution."""
 
-    def __init__(self, setup: Setup, pde: PDE, n_xi: int):
+    def __init__(self, setup: base.Setup, pde: base.PDE, n_xi: int):
         super().__init__()
-        self.u, self.speed, self.pde = Net(setup.architecture, pde), Net(setup.architecture, pde), pde
+        self.u, self.speed, self.pde = base.Net(setup.architecture, pde), base.Net(setup.architecture, pde), pde
         self.register_buffer("xi", torch.linspace(pde.x_lo, pde.x_hi, n_xi + pde.periodic)[: n_xi])
         self.scale = float(pde.velocity(pde.initial(self.xi[:, None]), pde.coefficients).abs().max().clamp_min(1e-6))
 
@@ -64,7 +55,7 @@ class Lagrangian(nn.Module):
         return out
 
 
-def _interpolate(x_moved: Tensor, u_moved: Tensor, x: Tensor, pde: PDE) -> Tensor:
+def _interpolate(x_moved: Tensor, u_moved: Tensor, x: Tensor, pde: base.PDE) -> Tensor:
     """Linear interpolation of the points (x_moved, u_moved) at x; periodic problems wrap."""
     xm, um = x_moved[:, 0], u_moved[:, 0]
     if pde.periodic:
@@ -83,16 +74,16 @@ def _interpolate(x_moved: Tensor, u_moved: Tensor, x: Tensor, pde: PDE) -> Tenso
 
 
 @register("pinn/lpinn")
-class LPINN(PINNMethod):
+class LPINN(base.PINNMethod):
     requires = ("velocity",)
 
     @dataclass(frozen=True)
     class Params:
         eval_points: int = 1024  # xi grid the Eulerian view interpolates from
 
-    def fit(self, pde: PDE, setup: Setup) -> Fit:
+    def fit(self, pde: base.PDE, setup: base.Setup) -> base.Fit:
         model = Lagrangian(setup, pde, self.params.eval_points).to(setup.device, setup.dtype)
-        window, trainer = Window(pde, setup), Trainer(model, setup)
+        window, trainer = base.Window(pde, setup), base.Trainer(model, setup)
 
         def loss():
             t, xi = window.points()
@@ -108,23 +99,23 @@ class LPINN(PINNMethod):
 
         trainer.adam(loss, setup.iterations)
         trainer.lbfgs(loss, setup.lbfgs_iterations)
-        return Fit(predict=model, iterations=trainer.iterations, curves=trainer.curves)
+        return base.Fit(predict=model, iterations=trainer.iterations, curves=trainer.curves)
 
 
-def lagrangian_residuals(model: Lagrangian, pde: PDE, xi: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+def lagrangian_residuals(model: Lagrangian, pde: base.PDE, xi: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     """du/dt - D u_xx and dx/dt - a(u) along the characteristics through (xi, t), each (N, 1)."""
     xi, t = xi.detach().requires_grad_(True), t.detach().requires_grad_(True)
     u, shift = model.u(xi, t), model.shift(xi, t)
-    r_x = derivative(shift, t) - pde.velocity(u, pde.coefficients)
-    r_u = derivative(u, t)
+    r_x = base.derivative(shift, t) - pde.velocity(u, pde.coefficients)
+    r_u = base.derivative(u, t)
     if pde.diffusivity:  # on the moving grid: u_x = u_xi / x_xi, u_xx = (u_x)_xi / x_xi
-        x_xi = 1 + derivative(shift, xi)
-        u_x = derivative(u, xi) / x_xi
-        r_u = r_u - pde.coefficients[pde.diffusivity] * derivative(u_x, xi) / x_xi
+        x_xi = 1 + base.derivative(shift, xi)
+        u_x = base.derivative(u, xi) / x_xi
+        r_u = r_u - pde.coefficients[pde.diffusivity] * base.derivative(u_x, xi) / x_xi
     return r_u, r_x
 
 
-def _boundary(model: Lagrangian, window: Window) -> Tensor:
+def _boundary(model: Lagrangian, window: base.Window) -> Tensor:
     """Periodic: u and the displacement agree at both ends (exact with harmonics); Dirichlet: u = 0
     and the end points do not move (a(0) = 0 for the problems here)."""
     pde, t = window.pde, window.t_boundary

@@ -19,17 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from methods.pinn.base import (
-    PDE,
-    Fit,
-    Net,
-    PINNMethod,
-    Setup,
-    Trainer,
-    Window,
-    logged_terms,
-    shares,
-)
+from methods.pinn import base
 from methods.registry import register
 
 
@@ -51,7 +41,7 @@ class Piecewise(nn.Module):
 
 
 @register("pinn/seq2seq")
-class Seq2Seq(PINNMethod):
+class Seq2Seq(base.PINNMethod):
     @dataclass(frozen=True)
     class Params:
         windows: int = 20  # time windows of equal length
@@ -61,25 +51,25 @@ class Seq2Seq(PINNMethod):
             if self.windows < 1:
                 raise ValueError(f"windows must be >= 1, got {self.windows}")
 
-    def fit(self, pde: PDE, setup: Setup) -> Fit:
+    def fit(self, pde: base.PDE, setup: base.Setup) -> base.Fit:
         n, dt = self.params.windows, pde.t_end / self.params.windows
-        net = Net(setup.architecture, pde).to(setup.device, setup.dtype)
+        net = base.Net(setup.architecture, pde).to(setup.device, setup.dtype)
         fresh = copy.deepcopy(net.state_dict())
-        trainer, trained, initial = Trainer(net, setup), [], pde.initial
-        for k, adam_steps, lbfgs_steps in zip(range(n), shares(setup.iterations, n), shares(setup.lbfgs_iterations, n)):
+        trainer, trained, initial = base.Trainer(net, setup), [], pde.initial
+        for k, adam_steps, lbfgs_steps in zip(range(n), base.shares(setup.iterations, n), base.shares(setup.lbfgs_iterations, n)):
             if k and not self.params.warm_start:
                 net.load_state_dict(fresh)
-            window = Window(pde, setup, t0=k * dt, t1=(k + 1) * dt, initial=initial)
+            window = base.Window(pde, setup, t0=k * dt, t1=(k + 1) * dt, initial=initial)
 
             def loss(window=window):
                 terms = window.terms(net)
-                return window.total(terms, terms.residual.mean()), {**logged_terms(terms), "window": window.t0}
+                return window.total(terms, terms.residual.mean()), {**base.logged_terms(terms), "window": window.t0}
 
             trainer.adam(loss, adam_steps)
             trainer.lbfgs(loss, lbfgs_steps)
             trained.append(copy.deepcopy(net).requires_grad_(False))
             initial = _at_time(trained[-1], (k + 1) * dt)
-        return Fit(predict=Piecewise(trained, pde.t_end), iterations=trainer.iterations, curves=trainer.curves)
+        return base.Fit(predict=Piecewise(trained, pde.t_end), iterations=trainer.iterations, curves=trainer.curves)
 
 
 def _at_time(net: nn.Module, t: float):

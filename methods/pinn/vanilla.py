@@ -10,34 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.pinn.base import (
-    PDE,
-    Fit,
-    Net,
-    PINNMethod,
-    Setup,
-    Trainer,
-    Window,
-    logged_terms,
-)
+from methods.pinn import base
 from methods.registry import register
 
 
 @register("pinn/vanilla")
-class Vanilla(PINNMethod):
+class Vanilla(base.PINNMethod):
     @dataclass(frozen=True)
     class Params:
         pass  # nothing to set: the network, points, optimizer and loss weights are the protocol's
 
-    def fit(self, pde: PDE, setup: Setup) -> Fit:
-        net = Net(setup.architecture, pde).to(setup.device, setup.dtype)
-        window, trainer = Window(pde, setup), Trainer(net, setup)
+    def fit(self, pde: base.PDE, setup: base.Setup) -> base.Fit:
+        net = base.Net(setup.architecture, pde).to(setup.device, setup.dtype)
+        window, trainer = base.Window(pde, setup), base.Trainer(net, setup)
 
         def loss():
             terms = window.terms(net)
-            return window.total(terms, terms.residual.mean()), logged_terms(terms)
+            return window.total(terms, terms.residual.mean()), base.logged_terms(terms)
 
         trainer.adam(loss, setup.iterations)
         trainer.lbfgs(loss, setup.lbfgs_iterations)
-        return Fit(predict=net, iterations=trainer.iterations, curves=trainer.curves)
+        return base.Fit(predict=net, iterations=trainer.iterations, curves=trainer.curves)
 
