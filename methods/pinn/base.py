@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -54,9 +54,6 @@ class PDE:
 
     def residual(self, f: Fields, coefficients: dict | None = None) -> Tensor:
         return f.u_t + self.operator(f, self.coefficients if coefficients is None else coefficients)
-
-    def with_coefficients(self, **changes: float) -> PDE:
-        return replace(self, coefficients={**self.coefficients, **changes})
 
 
 def derivative(y: Tensor, x: Tensor) -> Tensor:
@@ -188,9 +185,6 @@ class Setup:
     dtype: torch.dtype = torch.float32
     progress: Callable[[int, int, str], None] | None = None  # (done, total, detail)
 
-    def tensor(self, values) -> Tensor:
-        return torch.as_tensor(values, dtype=self.dtype, device=self.device)
-
 
 class Terms(NamedTuple):
     residual: Tensor  # (n_t,) mean squared residual at each time level
@@ -211,7 +205,9 @@ class Window:
         with torch.no_grad():
             self.u_initial = (initial or pde.initial)(self.x_initial[:, None])
         self.t_boundary = torch.linspace(t0, self.t1, setup.n_boundary, dtype=setup.dtype, device=setup.device)[:, None]
+        self.t_initial = torch.full_like(self.x_initial[:, None], t0)
         self._fixed = None if setup.collocation.mode == "resample" else self._draw()
+        self._fixed_grid = None if self._fixed is None else _grid(*self._fixed)  # made once: fixed points
 
     def _draw(self) -> tuple[Tensor, Tensor]:
         c, s = self.setup.collocation, self.setup
@@ -227,9 +223,9 @@ class Window:
 
     def terms(self, net: nn.Module) -> Terms:
         t, x = self.points()
-        tt, xx = (g.reshape(-1, 1) for g in torch.meshgrid(t, x, indexing="ij"))
+        tt, xx = self._fixed_grid if self._fixed is not None else _grid(t, x)
         r = self.pde.residual(fields(net, xx, tt, self.pde.second_order), self.coefficients)
-        initial = (net(self.x_initial[:, None], torch.full_like(self.x_initial[:, None], self.t0)) - self.u_initial).pow(2).mean()
+        initial = (net(self.x_initial[:, None], self.t_initial) - self.u_initial).pow(2).mean()
         return Terms(r.reshape(len(t), len(x)).pow(2).mean(1), initial, self.boundary(net))
 
     def boundary(self, net: nn.Module) -> Tensor:
@@ -247,6 +243,11 @@ class Window:
     def total(self, terms: Terms, residual: Tensor) -> Tensor:
         """The loss: a residual term (the methods' business) plus the weighted penalties."""
         return residual + self.setup.initial_weight * terms.initial + self.setup.boundary_weight * terms.boundary
+
+
+def _grid(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """All (t_i, x_j) pairs, time-major, as columns (n_t * n_x, 1): row i of a reshape is time i."""
+    return tuple(g.reshape(-1, 1) for g in torch.meshgrid(t, x, indexing="ij"))
 
 
 # --- training ------------------------------------------------------------------------------------

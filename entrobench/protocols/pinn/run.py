@@ -43,7 +43,7 @@ def setup_from(protocol: dict, progress=None) -> Setup:
 def predict_on_grid(predict, x: np.ndarray, t: np.ndarray, setup: Setup) -> np.ndarray:
     """u on the grid: (nt, nx) from a predictor of (N, 1) points."""
     tt, xx = np.meshgrid(t, x, indexing="ij")
-    points = [setup.tensor(a.reshape(-1, 1)) for a in (xx, tt)]
+    points = [torch.as_tensor(a.reshape(-1, 1), dtype=setup.dtype, device=setup.device) for a in (xx, tt)]
     with torch.no_grad():
         parts = [predict(points[0][i:i + PREDICT_BATCH], points[1][i:i + PREDICT_BATCH]) for i in range(0, len(points[0]), PREDICT_BATCH)]
     return torch.cat(parts).double().cpu().numpy().reshape(tt.shape)
