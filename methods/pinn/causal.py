@@ -8,8 +8,9 @@ The residual loss is split by time level t_1 < ... < t_Nt (the chunks). Chunk i 
 computed from the current chunk losses but not back-propagated (the authors' stop_gradient), so
 a time enters the loss only once every earlier time is resolved:
     L = mean_i w_i L_r(t_i) + lambda_0 L_0 + lambda_b L_b.
-Algorithm 1: eps runs through [1e-2, 1e-1, 1, 10, 100]; each value trains until
-min_i w_i > delta = 0.99 (every time resolved at that eps) or its budget is spent. min_i w_i is
+Algorithm 1, with the values of the authors' KS code: eps runs through [1e-2, 1e-1, 1, 10, 100];
+each value trains until min_i w_i > delta = 0.99 (every time resolved at that eps) or its budget
+is spent. min_i w_i is
 the paper's convergence indicator: logged along training, and its last value is a metric.
 
 Budget: the protocol's Adam steps are shared by the eps stages, each getting the remaining steps

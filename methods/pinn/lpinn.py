@@ -1,6 +1,5 @@
 """Lagrangian PINN: Lagrangian PINNs: A causality-conforming solution to failure modes of
-physics-informed neural networks (Mojgani, Balajewicz & Hassanzadeh; arXiv 2205.02902, CMAME
-404, 2023).
+physics-informed neural networks (Mojgani, Balajewicz & Hassanzadeh; arXiv 2205.02902).
 
 For a transport PDE u_t + a(u) u_x = D u_xx the network moves with the flow. Along the
 characteristic x(xi, t) that starts at xi,
@@ -9,9 +8,9 @@ so the solution is learned on the Lagrangian grid (xi, t) by two networks, u(xi,
 characteristic's mean speed v(xi, t), x(xi, t) = xi + V t v(xi, t), with both equations as
 residuals, the initial condition u(xi, 0) = u0(xi) and the boundary conditions (periodic: both
 networks periodic in xi; Dirichlet: u = 0 and no displacement at the ends). Writing x this way
-(ours) makes x(xi, 0) = xi exact and scales the displacement by V = max |a(u0)|, so the network's
-output is of order one whatever the speed (beta = 50 moves points by 50 in unit time). On the moving grid
-u_x = u_xi / x_xi and u_xx = (u_x)_xi / x_xi. For pure convection (a = beta, D = 0) both
+(ours) makes x(xi, 0) = xi exact and scales the displacement by V = max |a(u0)|, so the
+network's output is of order one whatever the speed (beta = 50 moves points by 50 in unit
+time). On the moving grid u_x = u_xi / x_xi and u_xx = (u_x)_xi / x_xi. For pure convection (a = beta, D = 0) both
 equations are trivial along characteristics, which is the paper's point: the transport that
 makes the Eulerian loss ill-conditioned is carried by the grid.
 
