@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,22 @@ def _row(text: str, card: str) -> list[str]:
     return next(line for line in text.splitlines() if line.startswith(card + " ")).split()
 
 
-def test_plan_prints_requested_and_estimated_gpu_hours_for_every_full_card(capsys):
+def _one_rate(tmp_path, per_s: float) -> Path:
+    """The cards with one ResNet-50 rate for every method, so the estimate can be worked by hand."""
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    defaults = configs / "_defaults" / "tta_corruption.yaml"
+    data = yaml.safe_load(defaults.read_text())
+    data["cost"]["throughput"] = [{"arch": "resnet50", "per_s": per_s, "source": "a test"}]
+    defaults.write_text(yaml.safe_dump(data))
+    return configs
+
+
+def test_plan_prints_requested_and_estimated_gpu_hours_for_every_full_card(capsys, tmp_path):
     assert {"eata_niu2022", "sar_niu2023", "deyo_lee2024", "tent_wang2021", "clipcov_cui2025", "top_h_potraghloo2025"} <= set(FULL)
+    configs = _one_rate(tmp_path, 2160.0)
     order = ["eata_niu2022", *(c for c in FULL if c != "eata_niu2022")]  # cells shared by cards count for the first
-    assert main(["plan", *order, "--scale", "full", "--configs", str(CONFIGS), "--results", "/nonexistent"]) == 0
+    assert main(["plan", *order, "--scale", "full", "--configs", str(configs), "--results", "/nonexistent"]) == 0
     text = capsys.readouterr().out
     for card in FULL:
         row = _row(text, card)
@@ -34,7 +47,7 @@ def test_plan_prints_requested_and_estimated_gpu_hours_for_every_full_card(capsy
     # EATA: 30 cells of one GPU for 240 min = 120 GPU-h asked (the source build checks staged weights: no GPU)
     eata = _row(text, "eata_niu2022")
     assert eata[2:6] == ["32", "(30", "cell,", "2"] and eata[7] == "30" and eata[8] == "120.0", eata
-    # 30 cells x 15 x 50,000 images at the card's 2160 images/s
+    # 30 cells x 15 x 50,000 images at 2160 images/s
     assert eata[9] == f"~{30 * 15 * 50_000 / 2160 / 3600:,.2f}", eata
     rlvr = _row(text, "clipcov_cui2025")  # the paper's recipe through the engine: 21 cells of 8 GPUs for 48 h
     assert rlvr[2:5] == ["21", "(21", "cell)"] and rlvr[5:7] == ["168", f"{21 * 8 * 48:,.1f}"], rlvr
