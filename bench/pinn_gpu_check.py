@@ -25,8 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from pinn_smoke import load_card
-
+from entrobench.card import load_card
 from entrobench.family import BuildRun, CellRun
 from entrobench.progress import Progress
 from entrobench.protocols.pinn.family import FAMILY

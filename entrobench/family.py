@@ -99,7 +99,7 @@ class CellRun:
     progress: "Progress"
     dataset: Any = None  # the family's Dataset for config["dataset"] (built-in or declared in YAML)
     checkpoint_path: Path | None = None  # save here every N steps and on SIGTERM (entrobench/checkpoint.py)
-    artifact_dir: Path | None = None  # files the cell wants kept beside its record (figures); logged to MLflow
+    artifact_dir: Path | None = None  # files the cell keeps beside its record (figures), named under "artifacts" in its result; logged to MLflow
     threads: int = 1
 
 

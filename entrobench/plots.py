@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")  # no display on cluster nodes or CI
 import matplotlib.pyplot as plt  # noqa: E402,F401  (families import it from here, after the backend is set)
 
-from entrobench import aggregate  # noqa: E402
 from entrobench.card import Card  # noqa: E402
 
 
@@ -22,5 +21,7 @@ def save(fig, path: Path) -> Path:
 
 
 def render(card: Card, scale: str, results: Path, out_dir: Path) -> list[Path]:
+    from entrobench import aggregate  # pandas and scipy: paid by the plot rule, not by every cell that draws a figure
+
     out_dir.mkdir(parents=True, exist_ok=True)
     return card.family.draw(card, scale, aggregate.load_records(card, scale, results), out_dir)

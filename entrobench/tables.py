@@ -103,11 +103,14 @@ def _row_status(cells: pd.DataFrame) -> str:
 
 
 def _fmt(mean: float, ci: float) -> str:
+    """Two decimals, or two significant figures where that shows more (a relative error of
+    0.0067 is not "0.01", nor 5e-4 "0.00"); the CI to the same decimals."""
     if math.isnan(mean):  # a metric that can be undefined, e.g. a threshold never crossed: its description says
         return "—"
+    decimals = 2 if mean == 0 or abs(mean) >= 0.1 else 1 - math.floor(math.log10(abs(mean)))
     if math.isnan(ci):
-        return f"{mean:.2f}"
-    return f"{mean:.2f} ± {ci:.2f}"
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {ci:.{decimals}f}"
 
 
 def _reported(card: Card, scale: str, method: str, metric: str, dataset: str, setting: str, column: str) -> Reported | None:

@@ -166,6 +166,10 @@ def _log_cell(client, run_id: str, rec: dict, path: Path, card: Card) -> None:
     for start in range(0, len(metrics), 1000):  # MLflow's per-call limit
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
     client.log_artifact(run_id, str(path))
+    for name in rec.get("artifacts", []):  # files the cell kept beside its record (e.g. a field plot)
+        kept = path.with_suffix(".files") / name
+        if kept.is_file():
+            client.log_artifact(run_id, str(kept))
     client.set_terminated(run_id, status="FAILED" if rec["status"] == record.FAILED else "FINISHED")
 
 

@@ -1,14 +1,15 @@
 """The PINN cards: they load at every scale, their claims name rows and metrics that exist, and a
-tiny scale runs end to end through the family contract into a table with its claims and plots."""
+tiny scale runs end to end through the DAG into tables with claims, field plots and MLflow runs."""
+import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "bench"))
-from pinn_smoke import load_card, run_all  # noqa: E402 (bench/ on the path first)
+from entrobench.card import load_card
 
+REPO = Path(__file__).resolve().parents[3]
 CARDS = sorted((REPO / "configs" / "pinn").glob("*.yaml"))
 
 
@@ -31,21 +32,23 @@ def test_cards_load_at_every_scale_and_pass_the_family_checks(path):
 
 @pytest.mark.slow
 def test_a_tiny_scale_writes_records_tables_with_claims_plots_and_mlflow_runs(tmp_path):
-    cards = [load_card(p) for p in CARDS]
-    timings = run_all(cards, "tiny", tmp_path / "results", workers=1, fresh=False)
-    assert len(timings["cells"]) == 5 + 2 * 3  # rows at beta 50, and problems x rows (one seed)
-    failure = (tmp_path / "results" / "failure_modes_krishnapriyan2021" / "tiny" / "table.md").read_text()
+    targets = [f"results/{p.stem}/tiny/table.md" for p in CARDS]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2", "--directory", str(tmp_path),
+                           "--config", f"configs={REPO / 'configs'}", "--", *targets], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = tmp_path / "results"
+    records = list((results / "cells" / "tiny").rglob("seed*.json"))
+    assert len(records) == 5 + 2 * 3  # rows at beta 50, and problems x rows (one seed)
+    failure = (results / "failure_modes_krishnapriyan2021" / "tiny" / "table.md").read_text()
     assert "## convection · all settings" in failure and "`vanilla.rel_l2 > 0.5`" in failure
-    causal = (tmp_path / "results" / "causal_wang2022" / "tiny" / "table.md").read_text()
+    causal = (results / "causal_wang2022" / "tiny" / "table.md").read_text()
     assert "`causal.rel_l2 < vanilla.rel_l2`" in causal and "skipped" in causal  # the Lagrangian PINN on Allen-Cahn
-    plots = sorted(p.name for p in (tmp_path / "results" / "causal_wang2022" / "tiny" / "plots").glob("*.png"))
+    plots = sorted(p.name for p in (results / "causal_wang2022" / "tiny" / "plots").glob("*.png"))
     assert plots == ["allen_cahn-published-curves.png", "allen_cahn-rel_l2.png", "burgers-published-curves.png", "burgers-rel_l2.png"]
-    fields = list((tmp_path / "results" / "cells").rglob("field.png"))
-    assert len(fields) == len(timings["cells"]) - 1  # every cell that ran draws its field
-    from entrobench import aggregate, tracking
-
-    for card in cards:  # the records import into MLflow as the engine's track rule does it
-        records = [r for r in aggregate.load_records(card, "tiny", tmp_path / "results") if r["status"] != "missing"]
-        summary = tracking.track(card, "tiny", records, tmp_path / "results")
-        scaled = card.scale("tiny")
-        assert summary["created"] == len(records) == len(scaled.methods) * len(scaled.datasets) * len(scaled.settings)
+    ok = [r for r in records if json.loads(r.read_text())["status"] == "ok"]
+    fields = list((results / "cells").rglob("field.png"))
+    assert len(fields) == len(ok) == len(records) - 1  # every cell that ran draws its field
+    for card in CARDS:  # one MLflow run per cell, made by the DAG's track rule
+        scaled = load_card(card).scale("tiny")
+        summary = json.loads((results / card.stem / "tiny" / "mlflow.json").read_text())
+        assert summary["created"] == len(scaled.methods) * len(scaled.datasets) * len(scaled.settings)
