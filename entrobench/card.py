@@ -90,6 +90,9 @@ class Scale:
     # method name. The card says why; every table lists them under Protocol.
     method_params: dict = field(default_factory=dict)
     resources: dict = field(default_factory=dict)  # per-cell threads, mem_mb, runtime, gpu for the DAG
+    # Order among cards in one run: the jobs of a card of higher priority start first (its table
+    # appears first); cheap cards are given more so a run shows a finished table early
+    priority: int = 0
 
 
 LAYOUTS = ("domains", "metrics")
@@ -194,6 +197,7 @@ class Card:
             methods=[m for m in self.spec.methods if not over.methods or m.name in over.methods],
             seeds=list(over.seeds or self.spec.seeds),
             resources=dict(over.resources),
+            priority=over.priority,
         )
 
     def method(self, name: str) -> MethodEntry:
@@ -226,6 +230,7 @@ class ScaledCard:
     methods: list[MethodEntry]  # the rows run at this scale, in the card's order
     seeds: list[int]
     resources: dict
+    priority: int = 0
 
     def setting(self, name: str):
         return next(s for s in self.settings if s.name == name)

@@ -182,7 +182,7 @@ def cmd_run_cell(args) -> int:
     from entrobench.cells import Cell, cell_builds, cell_config
     from entrobench.family import CellRun
     from entrobench.hashing import content_hash
-    from entrobench.progress import Progress
+    from entrobench.progress import Progress, card_line
     from methods import registry
 
     _set_threads(args.threads)
@@ -228,6 +228,7 @@ def cmd_run_cell(args) -> int:
     record.write(args.out, {**base, **outcome})
     checkpoint.remove_beside(args.out)  # only once the record is safely written
     print(f"{card.id} {cell.key} -> {args.out}: {outcome['status']} {outcome.get('reason', '')} ({outcome['wall_s']:.1f}s)", file=sys.stderr)
+    print(card_line(card, args.scale, args.results), flush=True)  # to the terminal: the job's stderr goes to its log
     return 0
 
 

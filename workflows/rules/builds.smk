@@ -5,16 +5,18 @@
 
 
 def _all_builds():
-    """Build folder -> (card, scale, Build): the first card to ask for a build runs it."""
-    builds = {}
+    """Build folder -> (card, scale, Build): the first card to ask for a build runs it; and its
+    priority, the highest of the cards that read it (a cheap card's table waits for nothing)."""
+    builds, priority = {}, {}
     for card in CARDS.values():
         for scale in card.spec.scales:
             for path, build in all_builds(scaled(card.id, scale)).items():
                 builds.setdefault(path, (card, scale, build))
-    return builds
+                priority[path] = max(priority.get(path, -(10**6)), scaled(card.id, scale).priority)
+    return builds, priority
 
 
-BUILDS = _all_builds()
+BUILDS, BUILD_PRIORITY = _all_builds()
 
 
 def _build_of(wildcards):
@@ -43,6 +45,7 @@ rule build:
         # data that appears later (or changes) under the data root remakes a build skipped without it
         data_state=lambda wc: the_data_state(_build_of(wc)[2].data_files),
     threads: job_threads(_build_of, heavy=lambda wc: _build_of(wc)[2].heavy)
+    priority: lambda wc: BUILD_PRIORITY[_build_of(wc)[2].path]
     resources:
         **job_resources(_build_of, heavy=lambda wc: _build_of(wc)[2].heavy),
     shell:

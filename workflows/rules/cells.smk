@@ -12,16 +12,18 @@ from methods import registry  # noqa: E402
 
 def _cell_owners():
     """Record path -> (card, scale, cell) for every card at every scale: the first card to ask
-    for a record runs it."""
-    owners = {}
+    for a record runs it; and its priority, the highest of the cards that read it."""
+    owners, priority = {}, {}
     for card in CARDS.values():
         for scale in card.spec.scales:
             for cell in cells_of(card.id, scale):
-                owners.setdefault(str(cell.record_path()), (card, scale, cell))
-    return owners
+                path = str(cell.record_path())
+                owners.setdefault(path, (card, scale, cell))
+                priority[path] = max(priority.get(path, -(10**6)), scaled(card.id, scale).priority)
+    return owners, priority
 
 
-CELL_OWNERS = _cell_owners()
+CELL_OWNERS, CELL_PRIORITY = _cell_owners()
 
 
 def _owner(wildcards):
@@ -59,6 +61,7 @@ rule run_cell:
         cell=lambda wc: _owner(wc)[2].key,
         data_state=_cell_data_state,
     threads: job_threads(_owner)
+    priority: lambda wc: CELL_PRIORITY[str(_owner(wc)[2].record_path())]
     resources:
         **job_resources(_owner),
     shell:
