@@ -29,8 +29,9 @@ def run_same_command(work: Path, configs: Path, kill_after_s: float | None = Non
     `kill_after_s`, SIGKILL to the whole process group (snakemake and its jobs) after that long."""
     cmd = ["bash", str(REPO / "scripts" / "snakemake.sh"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2",
            "--rerun-incomplete", "--config", f"configs={configs}", f"plugins={PLUGIN}", "--", "results/toy_means/tiny/table.md"]
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "VENV": str(Path(sys.executable).parents[1])})
+    with open(work / "snakemake.out", "a") as out:  # kept so that a failed rerun can say why
+        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "VENV": str(Path(sys.executable).parents[1])})
     if kill_after_s is None:
         return proc.wait(timeout=900)
     try:
@@ -63,7 +64,8 @@ def test_kill_minus_nine_at_random_moments_then_the_same_command_finishes_the_wo
         start = time.monotonic()
         code = run_same_command(work, PLUGIN / "configs", kill_after_s=rng.uniform(3, 25))
         killed_at = time.monotonic() - start
-        assert run_same_command(work, PLUGIN / "configs") == 0, f"trial {trial}: killed after {killed_at:.1f}s (code {code}), rerun failed"
+        assert run_same_command(work, PLUGIN / "configs") == 0, (
+            f"trial {trial}: killed after {killed_at:.1f}s (code {code}), rerun failed:\n{(work / 'snakemake.out').read_text()[-3000:]}")
         assert records(work) == reference, f"trial {trial}: killed after {killed_at:.1f}s"
         assert (work / "results" / "toy_means" / "tiny" / "table.md").is_file()
         survived += 1
