@@ -1,7 +1,7 @@
 """Speed figures for entrobench, each written to a JSON file under bench/results/.
 
     python bench/run.py throughput       # TTA adaptation throughput (images/s) per method
-    python bench/run.py smoke            # wall time of each card's smoke table from scratch (minutes)
+    python bench/run.py smoke            # `make smoke` from scratch, with a profile per family (minutes)
     python bench/run.py noop             # wall time of `make smoke` when nothing changed
     python bench/run.py rlvr-step        # one GRPO step (rollout, update): ours, TRL's own GRPO, ours through TRL (engine.py)
     python bench/run.py decoding         # generated tokens/s per sampler in `generate` (SmolLM2-135M)
@@ -72,20 +72,79 @@ def throughput(args) -> None:
 
 
 def smoke(args) -> None:
-    """Each card's smoke table from an empty results folder: source models, cells, MLflow, table."""
-    from entrobench.card import load_cards
+    """`make smoke` timed as a user runs it (install excluded), from an empty results folder, then
+    profiled from snakemake's log and the records: wall time, the first table's time, per family
+    the jobs' seconds against the experiments' own (a record's wall_s), i.e. what process start,
+    imports and card loading cost per cell, and how busy the cores were. Appended to
+    bench/results/smoke_walltime.json under the commit measured, so before and after sit side by side."""
+    results = REPO / "results"
+    if results.exists() and any(results.iterdir()):
+        sys.exit("smoke: results/ is not empty; move it aside (this measures a run from scratch)")
+    subprocess.run(["make", "-s", "install"], cwd=REPO, check=True)
+    logs = set((REPO / ".snakemake" / "log").glob("*.snakemake.log"))
+    start = time.time()
+    proc = subprocess.run(["make", "smoke"], cwd=REPO)
+    wall = time.time() - start
+    log = max(set((REPO / ".snakemake" / "log").glob("*.snakemake.log")) - logs, key=lambda p: p.stat().st_mtime)
+    tables = sorted(results.glob("*/smoke/table.md"), key=lambda p: p.stat().st_mtime)
+    run = {"commit": _git_sha(), "ok": proc.returncode == 0, "wall_s": round(wall), "jobs": 0,
+           "first_table_s": round(tables[0].stat().st_mtime - start) if tables else None,
+           "first_table": str(tables[0].relative_to(REPO)) if tables else None,
+           "tables": {str(t.relative_to(REPO)): round(t.stat().st_mtime - start) for t in tables}}
+    jobs = _snakemake_jobs(log.read_text())
+    run["jobs"] = len(jobs)
+    run["cores_busy"] = round(sum(j["seconds"] for j in jobs) / wall, 2)  # 2.0: both cores always working
+    families: dict[str, dict] = {}
+    for job in jobs:
+        path = REPO / job["output"]
+        if job["rule"] == "run_cell" and path.is_file():
+            rec = json.loads(path.read_text())
+            row = families.setdefault(rec["family"], {"cells": 0, "cell_job_s": 0, "experiment_s": 0.0, "cpu_s": 0.0, "build_jobs": 0, "build_job_s": 0})
+            row["cells"] += 1
+            row["cell_job_s"] += job["seconds"]
+            row["experiment_s"] += rec.get("wall_s", 0.0)
+            row["cpu_s"] += rec.get("cost", {}).get("cpu_s", 0.0)
+        elif job["rule"] == "build" and job["output"].startswith("results/_cache/"):
+            row = families.setdefault(job["output"].split("/")[2], {"cells": 0, "cell_job_s": 0, "experiment_s": 0.0, "cpu_s": 0.0, "build_jobs": 0, "build_job_s": 0})
+            row["build_jobs"] += 1
+            row["build_job_s"] += job["seconds"]
+    for row in families.values():  # per cell: the process outside run_cell (start, imports, card, record)
+        row["overhead_per_cell_s"] = round((row["cell_job_s"] - row["experiment_s"]) / row["cells"], 1) if row["cells"] else None
+        row["experiment_s"], row["cpu_s"] = round(row["experiment_s"]), round(row["cpu_s"])
+    run["families"] = families
+    run["other_rules_s"] = {rule: sum(j["seconds"] for j in jobs if j["rule"] == rule) for rule in sorted({j["rule"] for j in jobs} - {"run_cell", "build"})}
+    path = OUT / "smoke_walltime.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    earlier = old.get("runs", []) or [{"commit": "(older)", "date": old.get("machine", {}).get("date"), "note": "each card alone", "per_card": old.get("rows", [])}]
+    runs = [r for r in earlier if r.get("commit") != run["commit"]] + [{"date": time.strftime("%Y-%m-%d %H:%M"), **run}]
+    write("smoke_walltime", {"what": "`make smoke` from empty results/, install excluded; profile from snakemake's log (1 s resolution) "
+                             "and the cell records (wall_s: inside run_cell)", "runs": runs})
+    print(json.dumps(run, indent=1))
 
-    rows = []
-    for card in load_cards(REPO / "configs").values():
-        if "smoke" not in card.spec.scales:
-            continue
-        with tempfile.TemporaryDirectory() as work:
-            start = time.perf_counter()
-            proc = subprocess.run([*SNAKEMAKE, "--directory", work, f"results/{card.id}/smoke/table.md"], capture_output=True, text=True)
-            seconds = time.perf_counter() - start
-        rows.append({"card": card.id, "seconds": round(seconds, 1), "ok": proc.returncode == 0})
-        print(f"{card.id:20s} {seconds:7.1f} s {'ok' if proc.returncode == 0 else 'FAILED'}")
-    write("smoke_walltime", {"what": "wall time of one card's smoke table from scratch, 2 cores (profile local)", "rows": rows})
+
+def _git_sha() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
+def _snakemake_jobs(log: str) -> list[dict]:
+    """Each finished job of a snakemake log: rule, first output, seconds from its start stamp to
+    its `Finished jobid` stamp."""
+    stamp, pending, open_jobs, done = None, None, {}, []
+    for line in log.splitlines():
+        text = line.strip()
+        if text.startswith("[") and text.endswith("]") and text[1:4].isalpha():
+            stamp = time.mktime(time.strptime(text[1:-1], "%a %b %d %H:%M:%S %Y"))
+        elif text.endswith(":") and text.split()[0] in ("rule", "localrule"):
+            pending = {"rule": text.split()[1][:-1], "start": stamp, "output": ""}
+        elif pending and text.startswith("output:"):
+            pending["output"] = text.split(":", 1)[1].split(",")[0].strip()
+        elif pending and text.startswith("jobid:"):
+            open_jobs[text.split()[1]] = pending
+            pending = None
+        elif text.startswith("Finished jobid:") and text.split()[2] in open_jobs:
+            job = open_jobs.pop(text.split()[2])
+            done.append({**job, "seconds": stamp - job["start"]})
+    return done
 
 
 def noop(args) -> None:
