@@ -312,7 +312,7 @@ def _inside(configs_dir: Path, name: Any, key: str, path: Path) -> Path:
     return target
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser: ~10x faster on the DAG's every start
     """Safe YAML that refuses a key given twice in one mapping (plain YAML keeps the last)."""
 
 
@@ -334,7 +334,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise CardError(f"{path}: no such card file")
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a (C)SafeLoader subclass)
     except yaml.YAMLError as err:  # keep where and why: "line 4, column 3: found duplicate key"
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -74,7 +74,7 @@ def accuracy_metric(task: str) -> str:
     return f"acc_{task.removeprefix('eb_')}"
 
 
-class _TaskLoader(yaml.SafeLoader):
+class _TaskLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml where present: read on every DAG start
     """lm-eval's YAML, read as data: `!function utils.f` stays the text "utils.f"."""
 
 
@@ -89,7 +89,7 @@ def find_tasks(names: list[str], dirs: list[Path]) -> dict[str, LocalTask]:
         if path is None:
             continue
         try:
-            config = yaml.load(path.read_text(), Loader=_TaskLoader)  # noqa: S506 (a SafeLoader subclass)
+            config = yaml.load(path.read_text(), Loader=_TaskLoader)  # noqa: S506 (a (C)SafeLoader subclass)
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(config, dict) or config.get("task") != name:
