@@ -11,6 +11,10 @@ def _plot_code(wildcards):
     return [REPO / "entrobench" / "plots.py", *([own] if own.is_file() else [])]
 
 
+# Above any card's cells: a card whose records are all there gets its plots, MLflow runs and table
+# at once (seconds of work), not after every cell of the cards ranked above it.
+REPORT_PRIORITY = 10**6
+
 TABLE_CODE = [REPO / "entrobench" / name for name in ("tables.py", "claims.py", "aggregate.py", "metrics.py")]
 
 
@@ -25,6 +29,7 @@ rule render_plots:
         "results/{card}/{scale}/logs/plots.log",
     params:
         card=card_path,
+    priority: REPORT_PRIORITY
     shell:
         "{PY} -m entrobench plots --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} --out {output:q} 2> {log:q}"
 
@@ -39,6 +44,7 @@ rule track_card:
         "results/{card}/{scale}/logs/mlflow.log",
     params:
         card=card_path,
+    priority: REPORT_PRIORITY
     shell:
         "{PY} -m entrobench track --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} --out {output:q} 2> {log:q}"
 
@@ -60,6 +66,7 @@ rule render_table:
         # Snakemake keeps a table whose input record was deleted (it treats missing inputs as
         # removed intermediates); which records exist is a parameter, so a deleted one is rebuilt
         records_present=lambda wc: content_hash([Path(r).is_file() for r in records_of(wc)]),
+    priority: REPORT_PRIORITY
     shell:
         "{PY} -m entrobench render --card {params.card:q} {CONFIGS_ARG} --scale {wildcards.scale:q} 2> {log:q}"
 
@@ -71,6 +78,7 @@ rule render_leaderboard:
         report("results/leaderboards/{benchmark}/{scale}.md", category="leaderboards"),
     log:
         "results/leaderboards/logs/{benchmark}-{scale}.log",
+    priority: REPORT_PRIORITY
     shell:
         "{PY} -m entrobench leaderboard --benchmark {wildcards.benchmark:q} --scale {wildcards.scale:q} --configs {CONFIGS:q} --out {output:q} 2> {log:q}"
 
