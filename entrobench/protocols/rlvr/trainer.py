@@ -11,11 +11,6 @@ accumulated with weight (micro-batch sequences / minibatch sequences), as verl's
 Every random draw comes from a generator the trainer owns (prompts, rollouts, the method's
 own choices), so a run is a function of its seed, and `state_dict()` holds everything needed
 to resume it exactly.
-
-The from-scratch decoder on the fixed-width character task (smoke, tiny) takes the prefix-tree
-passes (model.tree_sample, model.tree_logits): the G samples of a prompt share its positions, and
-identical responses are run once. Any other policy or task (a pretrained chat model, padded
-prompts, responses ending at an end token) takes the general passes (model.sample, response_logits).
 """
 from __future__ import annotations
 
@@ -26,7 +21,7 @@ from typing import Callable
 import torch
 
 from entrobench.progress import Progress
-from entrobench.protocols.rlvr.model import response_logits, runs_as_tree, sample, token_logp, tree_logits, tree_sample
+from entrobench.protocols.rlvr.model import response_logits, sample, token_logp
 from methods.rlvr.base import PolicyBatch, PolicyLoss, group_advantages, k3_kl, masked_mean, token_covariance, token_entropy
 
 # Per-step curves every run records (the method's loss logs are averaged over its minibatches).
@@ -53,11 +48,7 @@ class GRPOTrainer:
         self.policy, self.reference, self.task, self.method = policy, reference, task, method
         self.protocol, self.setting = protocol, setting
         self.reference.requires_grad_(False)
-        # fixed-length answers (no end token) from the scratch decoder: the prefix-tree passes
-        self.tree = task.eos_id is None and runs_as_tree(policy) and runs_as_tree(reference)
-        # foreach: the same updates as the per-tensor loop, bit for bit, in fewer Python calls
-        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2), weight_decay=protocol.weight_decay,
-                                     foreach=True)
+        self.opt = torch.optim.AdamW(policy.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2), weight_decay=protocol.weight_decay)
         ramp = protocol.lr_warmup_updates
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda update: min(1.0, (update + 1) / ramp) if ramp else 1.0)
         # one stream per purpose: evaluating (or not) never shifts the prompts or the rollouts
@@ -97,10 +88,11 @@ class GRPOTrainer:
         g, task = self.setting.group_size, self.task
         pairs = task.sample_pairs(self.protocol.prompts_per_step, self.generators["prompts"]).repeat_interleave(g)
         prompts, prompt_mask = task.encode(pairs)
-        responses, mask, logits = self._sample(self.policy, prompts, prompt_mask, self.setting.temperature, self.generators["rollout"])
+        responses, mask, logits = sample(self.policy, prompts, prompt_mask, task.max_new_tokens, self.setting.temperature,
+                                         self.generators["rollout"], task.eos_id)
         rewards = task.rewards(pairs, responses, mask)
         logp_old = token_logp(logits, responses)
-        logp_ref = token_logp(self._logits(self.reference, prompts, prompt_mask, responses), responses)
+        logp_ref = token_logp(response_logits(self.reference, prompts, prompt_mask, responses, self.setting.temperature), responses)
         features = self.method.rollout_features(logits, responses) if "rollout_logits" in self.method.requires() else {}
         out = Rollout(prompts, prompt_mask, responses, rewards, group_advantages(rewards, g), logp_old, logp_ref, mask, features)
         self._log(entropy=masked_mean(token_entropy(logits), mask).item(), reward=rewards.mean().item(),
@@ -129,7 +121,7 @@ class GRPOTrainer:
 
     def policy_batch(self, batch: Rollout, part: slice) -> PolicyBatch:
         """The loss's view of sequences `part` of a rollout batch, with the current policy's logits."""
-        logits = self._logits(self.policy, batch.prompts[part], batch.prompt_mask[part], batch.responses[part])
+        logits = response_logits(self.policy, batch.prompts[part], batch.prompt_mask[part], batch.responses[part], self.setting.temperature)
         return PolicyBatch(logp=token_logp(logits, batch.responses[part]), logp_old=batch.logp_old[part], advantages=batch.advantages[part],
                            mask=batch.mask[part], logp_ref=batch.logp_ref[part], logits=logits,
                            rollout={name: value[part] for name, value in batch.features.items()})
@@ -157,20 +149,8 @@ class GRPOTrainer:
         if n == 0:
             return float("nan")
         pairs = self.task.eval_pairs[:n]
-        responses, mask, _ = self._sample(self.policy, *self.task.encode(pairs), 0.0, None)
+        responses, mask, _ = sample(self.policy, *self.task.encode(pairs), self.task.max_new_tokens, 0.0, None, self.task.eos_id)
         return float(self.task.rewards(pairs, responses, mask).mean())
-
-    def _sample(self, model, prompts: torch.Tensor, prompt_mask: torch.Tensor, temperature: float, generator: torch.Generator | None):
-        """Responses, their mask and the logits they were drawn from (temperature 0: greedy)."""
-        if self.tree and prompt_mask.all():
-            return tree_sample(model, prompts, self.task.max_new_tokens, temperature, generator)
-        return sample(model, prompts, prompt_mask, self.task.max_new_tokens, temperature, generator, self.task.eos_id)
-
-    def _logits(self, model, prompts: torch.Tensor, prompt_mask: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        """`model`'s logits at the rollout temperature of each response position: (N, L, V)."""
-        if self.tree and prompt_mask.all():
-            return tree_logits(model, prompts, responses, self.setting.temperature)
-        return response_logits(model, prompts, prompt_mask, responses, self.setting.temperature)
 
     def _log(self, **values: float) -> None:
         for key, value in values.items():
