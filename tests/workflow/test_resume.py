@@ -44,7 +44,7 @@ def done_once(tmp_path_factory):
     snakemake(work)
     card = load_card(configs / "tta" / "resume.yaml")
     cell = expand(card.scale("tiny"))[0]
-    return work, card, cell
+    return work, card, cell, json.loads((work / cell.record_path()).read_text())
 
 
 def snakemake(work: Path) -> None:
@@ -53,15 +53,32 @@ def snakemake(work: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
-def run_killed(cmd: list[str], cwd: Path, sig: signal.Signals, kill_after: int) -> int:
-    """Run `cmd` saving a checkpoint every step; send `sig` once `kill_after` checkpoints exist."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, EVERY_ENV: "1"})
-    saves = 0
-    for line in proc.stderr:
-        saves += line.startswith("checkpoint: saved step")
-        if saves == kill_after:
-            proc.send_signal(sig)
-    return proc.wait(timeout=300)
+def kill_mid_run(cmd: list[str], cwd: Path, sig: signal.Signals, steps: int, latest_kill: int, output: Path) -> tuple[int, int]:
+    """Run `cmd` saving a checkpoint every one of its `steps` steps, send `sig` after a random
+    number of saves up to `latest_kill`; return the exit code and that number. The signal is sent
+    when the save's line is read, so on a busy machine it can land after the last step, with
+    nothing left to interrupt: such a try tests nothing, so its `output` is removed and it runs again."""
+    for _ in range(3):
+        kill_after = random.Random().randint(1, latest_kill)
+        proc = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, EVERY_ENV: "1"})
+        saves, interrupted, finished = 0, False, False
+        for line in proc.stderr:
+            saves += line.startswith("checkpoint: saved step")
+            interrupted |= line.startswith("checkpoint: SIGTERM, saved")
+            finished |= line.startswith(f"checkpoint: saved step {steps - 1}\n")
+            if saves == kill_after:
+                proc.send_signal(sig)
+        code = proc.wait(timeout=300)
+        if interrupted or not finished:
+            return code, kill_after
+        remove(output)
+    pytest.fail(f"three kills in a row landed after the last of {steps} steps: the machine is too busy to test this")
+
+
+def remove(output: Path) -> None:
+    """A job's output and its checkpoints (`.<name>.ckpt` and temporary files beside it)."""
+    for path in (output, *output.parent.glob(f".{output.name}*")):
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def assert_resumed(proc: subprocess.CompletedProcess) -> None:
@@ -79,14 +96,14 @@ def expected_code(sig) -> int:
 def test_source_training_resumes_bitwise(done_once, sig):
     """The source model's build, made again under another results folder (with the same clean
     data copied there), killed and rerun, equals the one the DAG made in one go."""
-    work, card, cell = done_once
+    work, card, cell, _ = done_once
     builds = cell_builds(card.scale("tiny"), cell)
     other = work / f"other-{sig.name}"
     shutil.copytree(builds["data"].folder(work / "results"), builds["data"].folder(other))
     out = builds["source"].folder(other)
     cmd = [sys.executable, "-m", "entrobench", "build", "--card", str(card.path), "--scale", "tiny", "--results", str(other), "--out", str(out)]
-    kill_at = random.Random().randint(1, 30)  # of 76 steps (4 epochs of 19 batches)
-    assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
+    code, kill_at = kill_mid_run(cmd, work, sig, 76, 30, out)  # 76 steps: 4 epochs of 19 batches
+    assert code == expected_code(sig), f"kill after {kill_at} saves"
     assert not out.exists()
     assert_resumed(subprocess.run(cmd, cwd=work, capture_output=True, text=True))
     reference = torch.load(builds["source"].folder(work / "results") / "model.pt", weights_only=True)
@@ -98,13 +115,12 @@ def test_source_training_resumes_bitwise(done_once, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, sig):
-    work, card, cell = done_once
+    work, card, cell, reference = done_once
     record_path = work / cell.record_path()
-    reference = json.loads(record_path.read_text())
-    record_path.unlink()
+    remove(record_path)
     cmd = [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key, "--out", str(record_path)]
-    kill_at = random.Random().randint(1, 12)  # of 24 steps
-    assert run_killed(cmd, work, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
+    code, kill_at = kill_mid_run(cmd, work, sig, 24, 12, record_path)
+    assert code == expected_code(sig), f"kill after {kill_at} saves"
     assert not record_path.exists()
     assert_resumed(subprocess.run(cmd, cwd=work, capture_output=True, text=True))
     resumed = json.loads(record_path.read_text())
@@ -146,8 +162,8 @@ def test_grpo_cell_resumes_bitwise(rlvr_warmup, sig):
     reference = work / f"straight-{sig.name}.json"
     assert subprocess.run(cmd(reference), cwd=REPO, capture_output=True).returncode == 0
     resumed = work / f"resumed-{sig.name}.json"
-    kill_at = random.Random().randint(1, 4)  # of 6 steps
-    assert run_killed(cmd(resumed), REPO, sig, kill_at) == expected_code(sig), f"kill after {kill_at} saves"
+    code, kill_at = kill_mid_run(cmd(resumed), REPO, sig, 6, 4, resumed)
+    assert code == expected_code(sig), f"kill after {kill_at} saves"
     assert not resumed.exists()
     assert_resumed(subprocess.run(cmd(resumed), cwd=REPO, capture_output=True, text=True))
     ours, theirs = json.loads(resumed.read_text()), json.loads(reference.read_text())
