@@ -10,6 +10,7 @@ family it does not use. Unknown names fail with the close matches, never a bare 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from pathlib import Path
 
@@ -38,17 +39,22 @@ def register(name: str):
 
 def _files() -> dict[str, Path]:
     """Method name -> its file, over every folder of the `methods` package (no import needed)."""
+    return _scan(tuple(methods.__path__))
+
+
+@functools.cache  # loading the cards looks up thousands of names: scan each set of folders once
+def _scan(roots: tuple[str, ...]) -> dict[str, Path]:
     files = {}
-    for root in map(Path, methods.__path__):
+    for root in map(Path, roots):
         for path in sorted(root.glob("*/*.py")):
             if path.stem not in _NOT_METHODS and not path.parent.name.startswith("_"):
                 files.setdefault(f"{path.parent.name}/{path.stem}", path)
-    return files
+    return dict(sorted(files.items()))
 
 
 def available(family: str | None = None) -> list[str]:
     """All method names on disk, optionally for one family."""
-    return sorted(name for name in _files() if family is None or name.split("/", 1)[0] == family)
+    return [name for name in _files() if family is None or name.split("/", 1)[0] == family]
 
 
 def source_file(name: str) -> Path:
@@ -68,6 +74,9 @@ def get(name: str) -> type:
 
 
 def _check_known(name: str) -> None:
+    if name in _files():
+        return
+    _scan.cache_clear()  # a method file written since the last scan
     known = available()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)

@@ -42,13 +42,33 @@ _TASK_LINE = re.compile(r"^task:\s*([^\s#\[]+)", re.MULTILINE)
 
 
 @cache
-def hub_task_names() -> frozenset[str]:
+def hub_task_names(refresh: bool = False) -> frozenset[str]:
     """The task names lm-eval ships (read from its task YAMLs' `task:` lines, without importing
-    lm-eval's task registry, which takes seconds): what a card may name besides local tasks."""
+    lm-eval's task registry, which takes seconds): what a card may name besides local tasks.
+    Reading its ~14k YAMLs takes most of a second, and every snakemake call checks the cards, so the
+    list is kept per lm-eval install in the user's cache; `refresh` reads the YAMLs again (a name
+    not found may be a task added since)."""
+    import hashlib
     import importlib.util
+    import json
 
     spec = importlib.util.find_spec("lm_eval")
     if spec is None:
         return frozenset()
     root = Path(next(iter(spec.submodule_search_locations))) / "tasks"
-    return frozenset(name for path in root.rglob("*.yaml") for name in _TASK_LINE.findall(path.read_text(errors="ignore")))
+    key = hashlib.sha256(f"{lm_eval_version()} {root}".encode()).hexdigest()[:16]
+    kept = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "entrobench" / f"lm-eval-tasks-{key}.json"
+    if not refresh:
+        try:
+            return frozenset(json.loads(kept.read_text()))
+        except (OSError, ValueError):
+            pass
+    names = frozenset(name for path in root.rglob("*.yaml") for name in _TASK_LINE.findall(path.read_text(errors="ignore")))
+    try:  # written whole, then renamed: a concurrent reader never sees half a list
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f".{kept.name}.{os.getpid()}")
+        partial.write_text(json.dumps(sorted(names)))
+        partial.replace(kept)
+    except OSError:
+        pass  # a read-only home: read the YAMLs each time
+    return names

@@ -11,9 +11,17 @@ transformers' own warpers. A method runs unchanged at every scale and with every
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessor
 
 NEG_INF = float("-inf")
+
+
+class LogitsProcessor:
+    """transformers' logits-processor contract, `(input_ids, scores) -> scores`, which `generate`
+    calls by duck typing. Ours rather than `transformers.LogitsProcessor` so that importing a method
+    (every snakemake call checks every card's methods) does not import transformers (about 1 s)."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        raise NotImplementedError
 
 
 class TemperatureScale(LogitsProcessor):

@@ -26,9 +26,8 @@ vocabulary there (issue 14: 17 of 144 SmolLM2 rows at T 0.3).
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessor
 
-from methods.decoding.base import NEG_INF
+from methods.decoding.base import LogitsProcessor, NEG_INF
 from methods.decoding.top_h import TopH
 from methods.registry import register
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import LogitsProcessor
 
-from methods.decoding.base import NEG_INF, Sampler
+from methods.decoding.base import LogitsProcessor, NEG_INF, Sampler
 from methods.registry import register
 
 

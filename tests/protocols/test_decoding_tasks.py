@@ -142,3 +142,20 @@ def test_hub_metrics_read_one_filter_each_and_feed_acc_mean():
     assert metrics == {"acc_gsm8k_strict": 0.25, "acc_gsm8k_flexible": 0.5, "acc_gpqa": 0.75, "distinct_2": 0.9, "acc_mean": 0.5}
     with pytest.raises(ValueError, match="hub_metrics.acc_x: expected 'task:metric,filter' with a task of `tasks`"):
         Protocol(tasks=["gsm8k_cot"], accuracy_tasks=[], hub_metrics={"acc_x": "gsm8k:exact_match,strict-match"})
+
+
+def test_hub_task_names_are_kept_per_install_and_reread_for_a_name_they_lack(tmp_path, monkeypatch):
+    """The list of lm-eval's tasks is read from its YAMLs once and then from the user's cache; a
+    name missing from the kept list (a task added since) makes it read the YAMLs again."""
+    from entrobench.lm.harness import hub_task_names
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    hub_task_names.cache_clear()
+    assert "gsm8k" in hub_task_names()
+    kept = next((tmp_path / "entrobench").glob("lm-eval-tasks-*.json"))
+    kept.write_text(json.dumps(["eb_only_in_the_kept_list"]))  # as if lm-eval had no gsm8k when it was written
+    hub_task_names.cache_clear()
+    check_tasks(["eb_only_in_the_kept_list"], [tmp_path / "no-local-tasks"])  # read from the kept list
+    check_tasks(["gsm8k"], [tmp_path / "no-local-tasks"])  # not in it: the YAMLs are read again
+    assert "gsm8k" in json.loads(kept.read_text())
+    hub_task_names.cache_clear()

@@ -107,7 +107,7 @@ def check_tasks(names: list[str], dirs: list[Path]) -> None:
 
     local = find_tasks(names, dirs)
     for name in names:
-        if name not in local and name not in hub_task_names():
+        if name not in local and name not in hub_task_names() and name not in hub_task_names(refresh=True):
             known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
             close = difflib.get_close_matches(name, known + sorted(hub_task_names()), n=1)
             hint = f"did you mean {close[0]}?" if close else f"local tasks: {', '.join(known)}"
