@@ -70,19 +70,20 @@ def _block(card: Card, scale: str, summary: pd.DataFrame, df: pd.DataFrame, data
             paper = _reported(card, scale, entry.name, metric, dataset, setting, paper_col)
             if (entry.name, key) in here.index:
                 mean, ci, n = here.loc[(entry.name, key), ["mean", "ci95", "n"]]
-                row[col] = _with_paper(_fmt(mean, ci), mean, paper)
+                row[col] = _with_paper(_fmt(mean, ci, _counted(card, metric)), mean, paper)
                 name = key if table.layout == "metrics" else col
                 nrow[f"{name}_mean"], nrow[f"{name}_ci95"], nrow[f"{name}_n"] = mean, ci, n
             else:  # the paper's number stays visible where ours could not be had
                 row[col] = status if paper is None else f"{status} [paper {paper.value:g}]"
         text[label], numeric[label] = row, nrow
         extra[label] = {
-            f"{m} ({card.metric(m).unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]]) if (entry.name, m) in here.index else status
+            f"{m} ({card.metric(m).unit})": _fmt(*here.loc[(entry.name, m), ["mean", "ci95"]], _counted(card, m)) if (entry.name, m) in here.index else status
             for m in extra_metrics
         }
     return Block(dataset, setting, pd.DataFrame.from_dict(text, orient="index"), pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(extra, orient="index"))
 
 
+COUNTED_UNITS = ("count", "steps")
 COST_UNITS = {"cpu_s": "CPU-s per cell", "gpu_h": "GPU-h per cell"}
 
 
@@ -102,15 +103,26 @@ def _row_status(cells: pd.DataFrame) -> str:
     return "/".join(states) if states else "n/a"
 
 
-def _fmt(mean: float, ci: float) -> str:
+def _fmt(mean: float, ci: float, counted: bool = False) -> str:
     """Two decimals, or two significant figures where that shows more (a relative error of
-    0.0067 is not "0.01", nor 5e-4 "0.00"); the CI to the same decimals."""
+    0.0067 is not "0.01", nor 5e-4 "0.00"); the CI to the same decimals. A `counted` metric whose
+    mean and CI are whole numbers (every seed took 300 steps) shows none: "300 ± 0"."""
     if math.isnan(mean):  # a metric that can be undefined, e.g. a threshold never crossed: its description says
         return "—"
     decimals = 2 if mean == 0 or abs(mean) >= 0.1 else 1 - math.floor(math.log10(abs(mean)))
+    if counted and float(mean).is_integer() and (math.isnan(ci) or float(ci).is_integer()):
+        decimals = 0
     if math.isnan(ci):
         return f"{mean:.{decimals}f}"
     return f"{mean:.{decimals}f} ± {ci:.{decimals}f}"
+
+
+def _counted(card: Card, metric: str) -> bool:
+    """Whether the metric counts things (steps, rounds, parameters) rather than measuring them."""
+    try:
+        return card.metric(metric).unit in COUNTED_UNITS
+    except KeyError:  # a column that is not a metric of the family, e.g. a cost
+        return False
 
 
 def _reported(card: Card, scale: str, method: str, metric: str, dataset: str, setting: str, column: str) -> Reported | None:

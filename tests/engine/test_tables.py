@@ -89,3 +89,29 @@ def test_pivot_shows_metrics_across_settings_and_claims_can_pin_a_setting(write_
     assert tent_row
     claim_line = next(line for line in md.splitlines() if "tent.error_pct@bs16" in line)
     assert "**holds**" in claim_line and "holds on 2 of 2 seeds" in claim_line and "digits_c · bs16" in claim_line
+
+
+def test_counted_metrics_show_whole_numbers_only_where_they_are_whole(write_card, tmp_path):
+    """`resets` counts recoveries: 3 on both seeds reads "3 ± 0", not "3.00 ± 0.00"; a mean of 2.5
+    keeps its decimals, and a measured metric (error, %) keeps them even when it is whole."""
+    path = write_card(
+        {
+            "table": {"metric": "error_pct", "extra_metrics": ["resets"], "layout": "metrics"},
+            "scales": {"tiny": {"datasets": ["digits_c"], "seeds": [0, 1]}},
+        }
+    )
+    card = load_card(path)
+    values = {
+        ("source", 0): {"error_pct": 50.0, "resets": 3.0},
+        ("source", 1): {"error_pct": 50.0, "resets": 3.0},
+        ("tent", 0): {"error_pct": 40.0, "resets": 2.0},
+        ("tent", 1): {"error_pct": 41.0, "resets": 3.0},
+        ("eta", 0): {"error_pct": 40.0, "resets": 0.0},
+        ("eta", 1): {"error_pct": 40.0, "resets": 0.0},
+    }
+    _write_records(card, tmp_path / "results", values)
+    md = tables.render(card, "tiny", tmp_path / "results", tmp_path / "out")["md"].read_text()
+    row = {method: next(line for line in md.splitlines() if line.startswith(f"| {method} ")) for method in ("source", "tent", "eta")}
+    assert "| 3 ± 0 " in row["source"] and "50.00 ± 0.00" in row["source"]
+    assert "2.50 ± 6.35" in row["tent"]
+    assert "| 0 ± 0 " in row["eta"]
