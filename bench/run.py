@@ -5,6 +5,7 @@
     python bench/run.py noop             # wall time of `make smoke` when nothing changed
     python bench/run.py rlvr-step        # one GRPO step (rollout, update): ours, TRL's own GRPO, ours through TRL (engine.py)
     python bench/run.py decoding         # generated tokens/s per sampler in `generate` (SmolLM2-135M)
+    python bench/run.py decoding-step    # SmolLM2-135M's prefill and decode step by dtype and batch: where decoding cells' time goes
 
 Timings are figures, not tests: nothing here asserts a target. Run on an otherwise idle machine.
 """
@@ -401,6 +402,50 @@ def kept_set_sizes(model, batch, pad_token_id: int, samplers: dict, args) -> dic
     return figures
 
 
+def decoding_step(args) -> dict:
+    """Seconds of SmolLM2-135M's forward on one thread, float32 beside bfloat16, at several batch
+    sizes: the prefill of `prompt` tokens per row, and one decode step over that KV cache (median
+    of `repeats`). A decoding smoke cell is ~105 decode steps at batch <= 20 plus ~50 prefills:
+    these say how much a batch shared by several samplers, or bfloat16, could take off."""
+    import statistics
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from entrobench.models import packaged
+    from entrobench.protocols.decoding.family import Protocol
+
+    torch.set_num_threads(1)
+    folder = Path(args.model) if args.model else REPO / packaged.model_build(Protocol().model).path
+    if not (folder / "config.json").is_file():
+        print(packaged.convert_model(packaged.model_config(Protocol().model), folder))
+    figures = {"setting": {"prompt_tokens": args.prompt, "repeats": args.repeats, "threads": 1}, "load_start": os.getloadavg()[0], "runs": []}
+    for dtype in (torch.float32, torch.bfloat16):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+        for batch in args.batches:
+            ids = torch.randint(0, model.config.vocab_size, (batch, args.prompt), generator=torch.Generator().manual_seed(0))
+            step = ids[:, -1:]
+            prefill, decode = [], []  # (wall, CPU) seconds: on a shared machine the wall time stretches, one thread's CPU time much less
+            with torch.no_grad():
+                for _ in range(args.repeats):
+                    start = time.perf_counter(), time.process_time()
+                    cache = model(ids, use_cache=True, logits_to_keep=1).past_key_values
+                    prefill.append((time.perf_counter() - start[0], time.process_time() - start[1]))
+                    start = time.perf_counter(), time.process_time()
+                    model(step, past_key_values=cache, use_cache=True)
+                    decode.append((time.perf_counter() - start[0], time.process_time() - start[1]))
+            run = {"dtype": str(dtype).removeprefix("torch."), "batch": batch}
+            for name, times in (("prefill", prefill), ("decode_step", decode)):
+                run[f"{name}_s"] = round(statistics.median(t[0] for t in times), 4)
+                run[f"{name}_cpu_s"] = round(statistics.median(t[1] for t in times), 4)
+            run["decode_cpu_s_per_row"] = round(run["decode_step_cpu_s"] / batch, 5)
+            figures["runs"].append(run)
+            print(run)
+    figures["load_end"] = os.getloadavg()[0]
+    write("decoding_step", figures)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -427,6 +472,12 @@ def main() -> None:
     p.add_argument("--kept-rows-per-prompt", type=int, default=64, help="sampled continuation length whose next-token rows are measured")
     p.add_argument("--model", default="", help="a converted model folder (default: the DAG's cache folder, converted if absent)")
     p.set_defaults(func=decoding)
+    p = sub.add_parser("decoding-step")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 20, 120])
+    p.add_argument("--prompt", type=int, default=80, help="prompt tokens per row (eb_add2 with its chat template and worked example: 73)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--model", default="", help="a converted model folder (default: the DAG's cache folder, converted if absent)")
+    p.set_defaults(func=decoding_step)
     args = parser.parse_args()
     args.func(args)
 
