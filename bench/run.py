@@ -473,7 +473,7 @@ def main() -> None:
     p.add_argument("--model", default="", help="a converted model folder (default: the DAG's cache folder, converted if absent)")
     p.set_defaults(func=decoding)
     p = sub.add_parser("decoding-step")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 20, 120])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 20, 60])
     p.add_argument("--prompt", type=int, default=80, help="prompt tokens per row (eb_add2 with its chat template and worked example: 73)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", default="", help="a converted model folder (default: the DAG's cache folder, converted if absent)")
