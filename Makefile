@@ -14,7 +14,7 @@ smoke: install
 	$(SNAKEMAKE)
 	@bash scripts/report.sh $(VENV) $(PROFILE)
 
-## medium: the medium tables of the cards that define one (RLVR on SmolLM2-135M: about an hour on 2 cores)
+## medium: the medium tables of the cards that define one (RLVR through TRL on SmolLM2-135M, causal PINNs: 1 h 40 min on 2 cores)
 medium: install
 	$(SNAKEMAKE) --config scale=medium
 
