@@ -156,16 +156,25 @@ def _snakemake_jobs(log: str) -> list[dict]:
 
 
 def noop(args) -> None:
-    """`make smoke` when everything is up to date: what a user waits for on a rerun."""
-    results = REPO / "results"
-    if not (results / "report.html").is_file():
-        sys.exit("noop: run `make smoke` first; this measures the rerun")
-    times = []
+    """`make smoke` when everything is up to date: what a user waits for on a rerun. With
+    `--checkouts`, each of those checkouts (finished results in each, e.g. brought up to date with
+    `snakemake --touch`) is timed in turn, alternating, so that a change and its reference are
+    measured side by side in one run."""
+    checkouts = [Path(c).resolve() for c in args.checkouts] or [REPO]
+    for checkout in checkouts:
+        if not (checkout / "results" / "report.html").is_file():
+            sys.exit(f"noop: run `make smoke` in {checkout} first; this measures the rerun")
+    venv = ["VENV=" + str(Path(args.venv).resolve())] if args.venv else []
+    times: dict[str, list[float]] = {str(c): [] for c in checkouts}
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        subprocess.run(["make", "-s", "smoke"], cwd=REPO, check=True, capture_output=True)
-        times.append(round(time.perf_counter() - start, 2))
-    write("noop_rerun", {"what": "`make smoke` with nothing to do (venv check, DAG, report check)", "seconds": times, "target_s": 5})
+        for checkout in checkouts:
+            start = time.perf_counter()
+            subprocess.run(["make", "-s", "smoke", *venv], cwd=checkout, check=True, capture_output=True)
+            times[str(checkout)].append(round(time.perf_counter() - start, 2))
+    commits = {str(c): subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=c, capture_output=True, text=True).stdout.strip() for c in checkouts}
+    runs = [{"checkout": c, "commit": commits[c], "seconds": t} for c, t in times.items()]
+    write("noop_rerun", {"what": "`make smoke` with nothing to do (venv check, DAG, report check)", "runs": runs, "target_s": 5,
+                         "conditions": args.conditions})
 
 
 def rlvr_step(args) -> None:
@@ -457,6 +466,9 @@ def main() -> None:
     p.set_defaults(func=smoke)
     p = sub.add_parser("noop")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--checkouts", nargs="*", default=[], help="checkouts with finished results, timed alternately (default: this one)")
+    p.add_argument("--venv", default="", help="the venv make uses (default: each checkout's .venv)")
+    p.add_argument("--conditions", default="", help="what else ran on the machine, whether slurm-wlm is installed: written with the figures")
     p.set_defaults(func=noop)
     p = sub.add_parser("rlvr-step")
     p.add_argument("--steps", type=int, default=10)
