@@ -310,15 +310,11 @@ def decoding(args) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-    from entrobench.models import packaged
-    from entrobench.protocols.decoding.family import TASKS_DIR, Protocol
+    from entrobench.protocols.decoding.family import TASKS_DIR
     from methods import registry
 
     torch.set_num_threads(1)
-    protocol = Protocol()
-    folder = Path(args.model) if args.model else REPO / packaged.model_build(protocol.model).path
-    if not (folder / "config.json").is_file():
-        print(packaged.convert_model(packaged.model_config(protocol.model), folder))
+    folder = _decoding_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
@@ -384,6 +380,18 @@ def decoding(args) -> None:
     })
 
 
+def _decoding_model(folder: str) -> Path:
+    """The decoding family's model folder: `folder`, else the DAG's cache folder, converted if absent."""
+    from entrobench.models import packaged
+    from entrobench.protocols.decoding.family import Protocol
+
+    name = Protocol().model
+    path = Path(folder) if folder else REPO / packaged.model_build(name).path
+    if not (path / "config.json").is_file():
+        print(packaged.convert_model(packaged.model_config(name), path))
+    return path
+
+
 def kept_set_sizes(model, batch, pad_token_id: int, samplers: dict, args) -> dict:
     """How many tokens each sampler keeps, on the model's next-token distributions along one sampled
     continuation per prompt (T 1, seed 0, EOS ignored): mean, median and max over those rows, at
@@ -421,13 +429,8 @@ def decoding_step(args) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from entrobench.models import packaged
-    from entrobench.protocols.decoding.family import Protocol
-
     torch.set_num_threads(1)
-    folder = Path(args.model) if args.model else REPO / packaged.model_build(Protocol().model).path
-    if not (folder / "config.json").is_file():
-        print(packaged.convert_model(packaged.model_config(Protocol().model), folder))
+    folder = _decoding_model(args.model)
     figures = {"setting": {"prompt_tokens": args.prompt, "repeats": args.repeats, "threads": 1}, "load_start": os.getloadavg()[0], "runs": []}
     for dtype in (torch.float32, torch.bfloat16):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
