@@ -112,6 +112,9 @@ class Family:
     Dataset: ClassVar[type | None] = None  # dataclass schema of a dataset declared in YAML; None: built-ins only
     datasets: ClassVar[dict[str, Any]] = {}  # built-in datasets: name -> Dataset
     metrics: ClassVar[dict[str, Metric]] = {}
+    # Modules a local run imports once, in its warm server, before it forks a process per job
+    # (entrobench/warm.py): the heavy imports of run_cell. A name missing here costs time, not results.
+    warm_imports: ClassVar[tuple[str, ...]] = ()
 
     # --- the card -----------------------------------------------------------------------------
 

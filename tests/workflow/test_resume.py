@@ -1,6 +1,8 @@
 """Walltime kills: a TTA source-model training job, an adaptation cell and a GRPO cell, killed by SIGTERM or
 SIGKILL at a random step and rerun, end bitwise equal to an uninterrupted run, and MLflow holds
-one run for the cell, not two."""
+one run for the cell, not two. The adaptation cell also runs as a local run's jobs do, forked
+from the warm server (entrobench/warm.py): the signal reaches the job through its client, and a
+client killed outright takes its job with it."""
 from __future__ import annotations
 
 import json
@@ -16,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+from entrobench import warm
 from entrobench.card import load_card
 from entrobench.cells import cell_builds, expand
 from entrobench.checkpoint import EVERY_ENV, TERMINATED
@@ -53,14 +56,22 @@ def snakemake(work: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
-def kill_mid_run(cmd: list[str], cwd: Path, sig: signal.Signals, steps: int, latest_kill: int, output: Path) -> tuple[int, int]:
+@pytest.fixture(scope="module")
+def warm_server(tmp_path_factory):
+    path, server = warm.start(str(tmp_path_factory.mktemp("warm") / "warm.log"))
+    yield path
+    warm.stop(path, server)
+
+
+def kill_mid_run(cmd: list[str], cwd: Path, sig: signal.Signals, steps: int, latest_kill: int, output: Path, env: dict | None = None) -> tuple[int, int]:
     """Run `cmd` saving a checkpoint every one of its `steps` steps, send `sig` after a random
     number of saves up to `latest_kill`; return the exit code and that number. The signal is sent
     when the save's line is read, so on a busy machine it can land after the last step, with
-    nothing left to interrupt: such a try tests nothing, so its `output` is removed and it runs again."""
+    nothing left to interrupt: such a try tests nothing, so its `output` is removed and it runs again.
+    The job's stderr is read to its end, so a warm job outliving its killed client has exited too."""
     for _ in range(3):
         kill_after = random.Random().randint(1, latest_kill)
-        proc = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, EVERY_ENV: "1"})
+        proc = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, EVERY_ENV: "1", **(env or {})})
         saves, interrupted, finished = 0, False, False
         for line in proc.stderr:
             saves += line.startswith("checkpoint: saved step")
@@ -113,16 +124,20 @@ def test_source_training_resumes_bitwise(done_once, sig):
     assert not list(out.parent.glob(f".{out.name}*")), "checkpoint or temporary folder left after the model was written"
 
 
+@pytest.mark.parametrize("start", ["cold", "warm"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, sig):
+def test_adaptation_cell_resumes_bitwise_with_one_mlflow_run(done_once, request, sig, start):
     work, card, cell, reference = done_once
     record_path = work / cell.record_path()
     remove(record_path)
+    env = {warm.ENV: request.getfixturevalue("warm_server")} if start == "warm" else {}
     cmd = [sys.executable, "-m", "entrobench", "run-cell", "--card", str(card.path), "--scale", "tiny", "--cell", cell.key, "--out", str(record_path)]
-    code, kill_at = kill_mid_run(cmd, work, sig, 24, 12, record_path)
+    code, kill_at = kill_mid_run(cmd, work, sig, 24, 12, record_path, env)
     assert code == expected_code(sig), f"kill after {kill_at} saves"
     assert not record_path.exists()
-    assert_resumed(subprocess.run(cmd, cwd=work, capture_output=True, text=True))
+    rerun = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, **env})
+    assert_resumed(rerun)
+    assert "cold start" not in rerun.stderr
     resumed = json.loads(record_path.read_text())
     assert resumed["status"] == "ok", resumed.get("reason")
     drop = lambda metrics: {k: v for k, v in metrics.items() if k not in TIMING}  # noqa: E731

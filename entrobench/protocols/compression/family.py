@@ -117,6 +117,7 @@ _PATTERN = re.compile(r"^(" + "|".join(PER_SPARSITY) + r")_s(\d+)$")
 
 class CompressionFamily(Family):
     name = "compression"
+    warm_imports = ("entrobench.protocols.compression.run",)
     Protocol = Protocol
     Setting = Setting
     Dataset = Dataset

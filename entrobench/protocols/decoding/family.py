@@ -104,6 +104,8 @@ def task_dirs(card) -> list[Path]:
 
 class Decoding(Family):
     name = "decoding"
+    warm_imports = ("entrobench.protocols.decoding.run", "entrobench.lm.harness", "entrobench.lm.sampler_lm", "lm_eval.evaluator",
+                    "lm_eval.tasks", "transformers.models.llama.modeling_llama", "transformers.generation.utils")
     Protocol = Protocol
     Setting = Setting
     datasets = DATASETS

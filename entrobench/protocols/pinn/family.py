@@ -73,6 +73,7 @@ class Problem:
 
 class PINNFamily(Family):
     name = "pinn"
+    warm_imports = ("entrobench.protocols.pinn.run",)
     Protocol = Protocol
     Setting = Setting
     datasets: ClassVar[dict[str, Problem]] = {

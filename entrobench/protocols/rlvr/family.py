@@ -195,6 +195,7 @@ def model_builds(protocol: Protocol) -> dict[str, Build]:
 
 class RLVR(Family):
     name = "rlvr"
+    warm_imports = ("entrobench.protocols.rlvr.run", "entrobench.lm.harness", "entrobench.lm.sampler_lm", "lm_eval.evaluator", "lm_eval.tasks")
     Protocol = Protocol
     Setting = Setting
     datasets = DATASETS

@@ -192,6 +192,7 @@ _RUN = "entrobench.protocols.tta.run"
 
 class TTA(Family):
     name = "tta"
+    warm_imports = ("entrobench.protocols.tta.run",)
     Protocol = Protocol
     Setting = Setting
     Dataset = Dataset
