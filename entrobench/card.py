@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from entrobench import family as families
+from entrobench import method_facts
 from entrobench.claims import Claim, parse_claim, split_pinned
 from entrobench.family import Family
 
@@ -237,11 +238,20 @@ class ScaledCard:
 
     def method_params(self, name: str):
         """Registry name and full Params of the card's method `name` at this scale."""
-        entry = self.card.method(name)
-        registry_name = entry.method or f"{self.card.spec.family}/{entry.name}"
+        registry_name, overrides = self._method_overrides(name)
         from methods import registry
 
-        return registry_name, registry.get(registry_name).Params(**{**entry.params, **self.param_overrides.get(name, {})})
+        return registry_name, registry.get(registry_name).Params(**overrides)
+
+    def method_config(self, name: str) -> tuple[str, dict]:
+        """Registry name and full Params as a dict (what enters a cell's config), without
+        importing the method where its answer is kept (entrobench/method_facts.py)."""
+        registry_name, overrides = self._method_overrides(name)
+        return registry_name, method_facts.params(registry_name, overrides)
+
+    def _method_overrides(self, name: str) -> tuple[str, dict]:
+        entry = self.card.method(name)
+        return entry.method or f"{self.card.spec.family}/{entry.name}", {**entry.params, **self.param_overrides.get(name, {})}
 
 
 def load_card(path: str | Path, configs_dir: str | Path | None = None) -> Card:
@@ -520,15 +530,15 @@ def _check_methods(spec: CardSchema, path: Path) -> None:
         seen.add(entry.name)
         name = entry.method or f"{spec.family}/{entry.name}"
         try:
-            cls = registry.get(name)
+            registry.source_file(name)
         except registry.UnknownMethodError as err:
             key = "method" if entry.method else "name"
             raise CardError(f"{path}: methods[{i}].{key}: {err}") from None
-        _build(cls.Params, entry.params, f"methods[{i}].params", path)
-        for scale, over in spec.scales.items():
-            if entry.name in over.method_params:
-                params = {**entry.params, **over.method_params[entry.name]}
-                _build(cls.Params, params, f"scales.{scale}.method_params.{entry.name}", path)
+        checked = [(entry.params, f"methods[{i}].params")]
+        checked += [({**entry.params, **over.method_params[entry.name]}, f"scales.{scale}.method_params.{entry.name}")
+                    for scale, over in spec.scales.items() if entry.name in over.method_params]
+        for params, where in checked:  # kept once they pass (entrobench/method_facts.py): no import then
+            method_facts.check(name, params, lambda cls, data, where=where: _build(cls, data, where, path))
     for scale, over in spec.scales.items():
         for name in over.method_params:
             _check_choice(name, sorted(seen), f"scales.{scale}.method_params.{name}", "method", path)

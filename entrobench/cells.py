@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from entrobench import method_facts
 from entrobench.card import ScaledCard
 from entrobench.family import Build
 from entrobench.hashing import content_hash
@@ -81,9 +82,7 @@ def expand(scaled: ScaledCard) -> list[Cell]:
 
 def invariant_to(method_registry: str) -> tuple[str, ...]:
     """What the method's result cannot depend on: "seed" and "setting.<field>" names."""
-    from methods import registry
-
-    return tuple(getattr(registry.get(method_registry), "INVARIANT_TO", ()))
+    return method_facts.invariant_to(method_registry)
 
 
 def _result_key(config: dict) -> str:
@@ -104,12 +103,12 @@ def digest(config: dict) -> str:
 def cell_config(scaled: ScaledCard, cell: Cell) -> dict:
     """Everything that determines a cell's result (besides code and data)."""
     card = scaled.card
-    registry_name, params = scaled.method_params(cell.method)
+    registry_name, params = scaled.method_config(cell.method)
     return {
         "card_version": card.spec.version,
         "family": card.spec.family,
         "method": registry_name,
-        "params": dataclasses.asdict(params),
+        "params": params,
         "dataset": cell.dataset,
         "setting": card.family.setting_config(scaled.setting(cell.setting)),
         "protocol": dataclasses.asdict(scaled.protocol),

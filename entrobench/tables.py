@@ -280,12 +280,12 @@ def _protocol_differences(card: Card, scale: str) -> list[str]:
         if [s.name for s in ours.settings] != [s.name for s in paper.settings]:
             out.append(f"settings: {', '.join(s.name for s in ours.settings)} (paper: {', '.join(s.name for s in paper.settings)})")
         for entry in ours.methods:  # method parameters this scale overrides (scales.<scale>.method_params)
-            a, b = dataclasses.asdict(ours.method_params(entry.name)[1]), dataclasses.asdict(paper.method_params(entry.name)[1])
+            a, b = ours.method_config(entry.name)[1], paper.method_config(entry.name)[1]
             changed = [f"{k} {a[k]} (paper: {b[k]})" for k in a if a[k] != b[k]]
             if changed:
                 out.append(f"{entry.label or entry.name} parameters: {', '.join(changed)}")
     for entry in ours.methods:
-        ignored = invariant_to(ours.method_params(entry.name)[0])
+        ignored = invariant_to(ours.method_config(entry.name)[0])
         if ignored:
             out.append(f"{entry.label or entry.name} cannot depend on {', '.join(ignored)}: one run fills every such cell of its row (the ± is then 0)")
     out += card.spec.notes

@@ -50,25 +50,17 @@ def hub_task_names(refresh: bool = False) -> frozenset[str]:
     not found may be a task added since)."""
     import hashlib
     import importlib.util
-    import json
+
+    from entrobench import user_cache
 
     spec = importlib.util.find_spec("lm_eval")
     if spec is None:
         return frozenset()
     root = Path(next(iter(spec.submodule_search_locations))) / "tasks"
     key = hashlib.sha256(f"{lm_eval_version()} {root}".encode()).hexdigest()[:16]
-    kept = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "entrobench" / f"lm-eval-tasks-{key}.json"
-    if not refresh:
-        try:
-            return frozenset(json.loads(kept.read_text()))
-        except (OSError, ValueError):
-            pass
+    kept = None if refresh else user_cache.read(f"lm-eval-tasks-{key}.json")
+    if kept is not None:
+        return frozenset(kept)
     names = frozenset(name for path in root.rglob("*.yaml") for name in _TASK_LINE.findall(path.read_text(errors="ignore")))
-    try:  # written whole, then renamed: a concurrent reader never sees half a list
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_name(f".{kept.name}.{os.getpid()}")
-        partial.write_text(json.dumps(sorted(names)))
-        partial.replace(kept)
-    except OSError:
-        pass  # a read-only home: read the YAMLs each time
+    user_cache.write(f"lm-eval-tasks-{key}.json", sorted(names))
     return names
