@@ -4,8 +4,8 @@ filled in) for a card's overrides, and what its result is invariant to.
 Importing a method imports torch (2 to 3 s), and every snakemake call loads and checks every
 card: the no-op rerun of `make smoke` spent 2 of its 5 s there. So the answers are kept in the
 user's cache, per method, keyed by the size and modification time of every file of the method's
-family folder (methods/<family>/*.py: the method, its base.py and anything they share). Editing
-one of them, or overrides not seen before, imports the method again. Only Params that
+family folder (methods/<family>/*.py: the method, its base.py and anything they share), read once
+per process. Editing one of them, or overrides not seen before, imports the method again. Only Params that
 constructed without error are kept: a bad card still fails with its one-line error.
 """
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from entrobench import user_cache
 
 _FILE = "method-facts.json"
 _kept: dict[str, Any] | None = None
+_states: dict[Path, list] = {}  # family folder -> its files' names, sizes and times, read once per process
 
 
 def params(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +67,9 @@ def _facts(name: str) -> dict[str, Any]:
     if _kept is None:
         _kept = user_cache.read(_FILE) or {}
     folder = registry.source_file(name).parent
-    state = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.glob("*.py"))]
+    if folder not in _states:  # once per process: a DAG asks thousands of times
+        _states[folder] = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.glob("*.py"))]
+    state = _states[folder]
     key = f"{name} {folder}"
     if _kept.get(key, {}).get("state") != state:
         _kept[key] = {"state": state, "params": {}, "checked": []}

@@ -23,6 +23,7 @@ once per protocol; every cell of the protocol reads that folder (include_paths).
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import shutil
@@ -81,6 +82,14 @@ class _TaskLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml whe
 _TaskLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
 
+@functools.lru_cache(maxsize=256)  # a DAG asks for each card's tasks once per cell; an edited file is read again
+def _read_task(path: Path, mtime_ns: int, size: int) -> dict:
+    try:
+        return yaml.load(path.read_text(), Loader=_TaskLoader)  # noqa: S506 (a (C)SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+
+
 def find_tasks(names: list[str], dirs: list[Path]) -> dict[str, LocalTask]:
     """The local tasks among `names` (the first folder holding `<name>.yaml` wins); others are lm-eval's."""
     found = {}
@@ -88,10 +97,8 @@ def find_tasks(names: list[str], dirs: list[Path]) -> dict[str, LocalTask]:
         path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
         if path is None:
             continue
-        try:
-            config = yaml.load(path.read_text(), Loader=_TaskLoader)  # noqa: S506 (a (C)SafeLoader subclass)
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+        stat = path.stat()
+        config = _read_task(path, stat.st_mtime_ns, stat.st_size)
         if not isinstance(config, dict) or config.get("task") != name:
             raise ValueError(f"{path}: expected a task config with `task: {name}` (the file's name)")
         files = ((config.get("dataset_kwargs") or {}).get("data_files")) or {}
