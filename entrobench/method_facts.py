@@ -65,13 +65,15 @@ def _facts(name: str) -> dict[str, Any]:
 
     global _kept
     if _kept is None:
-        _kept = user_cache.read(_FILE) or {}
+        kept = user_cache.read(_FILE)
+        _kept = kept if isinstance(kept, dict) else {}  # unreadable or another layout: start afresh
     folder = registry.source_file(name).parent
     if folder not in _states:  # once per process: a DAG asks thousands of times
         _states[folder] = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.glob("*.py"))]
     state = _states[folder]
     key = f"{name} {folder}"
-    if _kept.get(key, {}).get("state") != state:
+    entry = _kept.get(key)
+    if not isinstance(entry, dict) or entry.get("state") != state or not {"params", "checked"} <= entry.keys():
         _kept[key] = {"state": state, "params": {}, "checked": []}
     return _kept[key]
 

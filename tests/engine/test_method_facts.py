@@ -72,3 +72,12 @@ def test_a_card_that_fails_its_check_fails_every_time(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "entrobench", "check", str(configs / "bad.yaml"), "--configs", str(tmp_path / "configs")],
                               cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode != 0 and "no_such_param: unknown key" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_cache_in_another_layout_is_rebuilt(tmp_path):
+    kept = tmp_path / "entrobench" / "method-facts.json"
+    kept.parent.mkdir(parents=True)
+    for layout in ("[1, 2]", '{"pinn/causal ' + str(REPO / "methods" / "pinn") + '": [3]}', "{not json"):
+        kept.write_text(layout)
+        out = json.loads(python(LOAD_CARDS, str(REPO / "configs" / "pinn"), env={"XDG_CACHE_HOME": str(tmp_path)}))
+        assert len(out["paths"]) > 10
