@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,7 +161,9 @@ def noop(args) -> None:
     """`make smoke` when everything is up to date: what a user waits for on a rerun. With
     `--checkouts`, each of those checkouts (finished results in each, e.g. brought up to date with
     `snakemake --touch`) is timed in turn, alternating, so that a change and its reference are
-    measured side by side in one run."""
+    measured side by side in one run. Each call adds one measurement to noop_rerun.json, with
+    whether SLURM's commands are installed and its controller running (the issue asks for the
+    rerun both where slurm-wlm is installed and stopped and where it is absent)."""
     checkouts = [Path(c).resolve() for c in args.checkouts] or [REPO]
     for checkout in checkouts:
         if not (checkout / "results" / "report.html").is_file():
@@ -172,9 +176,19 @@ def noop(args) -> None:
             subprocess.run(["make", "-s", "smoke", *venv], cwd=checkout, check=True, capture_output=True)
             times[str(checkout)].append(round(time.perf_counter() - start, 2))
     commits = {str(c): subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=c, capture_output=True, text=True).stdout.strip() for c in checkouts}
-    runs = [{"checkout": c, "commit": commits[c], "seconds": t} for c, t in times.items()]
-    write("noop_rerun", {"what": "`make smoke` with nothing to do (venv check, DAG, report check)", "runs": runs, "target_s": 5,
-                         "conditions": args.conditions})
+    slurm = {"installed": shutil.which("sinfo") is not None,
+             "controller_running": subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0}
+    measurement = {"date": time.strftime("%Y-%m-%d %H:%M"), "slurm": slurm, "conditions": args.conditions,
+                   "runs": [{"checkout": c, "commit": commits[c], "seconds": t, "median_s": round(statistics.median(t), 2)} for c, t in times.items()]}
+    path = OUT / "noop_rerun.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    earlier = old.get("measurements", [])
+    if "runs" in old:  # the file's layout before measurements were kept side by side
+        earlier = [{"date": old["machine"]["date"], "conditions": old.get("conditions", ""), "runs": old["runs"]}]
+    write("noop_rerun", {"what": "`make smoke` with nothing to do (venv check, DAG, report check)", "target_s": 5,
+                         "measurements": [*earlier, measurement]})
+    for run in measurement["runs"]:
+        print(f"{run['commit']}: median {run['median_s']} s of {run['seconds']} (SLURM {slurm})")
 
 
 def rlvr_step(args) -> None:
@@ -184,8 +198,6 @@ def rlvr_step(args) -> None:
     GRPOTrainer with our rlvr/grpo through the adapter (entrobench/protocols/rlvr/engine.py), the
     last two alternated over `rounds` runs so that load on a shared machine hits both alike. TRL's
     rollout is its `_generate_and_score_completions` (timed by wrapping it), its update the rest."""
-    import statistics
-
     import torch
 
     torch.set_num_threads(1)
@@ -305,8 +317,6 @@ def decoding(args) -> None:
     each temperature; the cost of the logits processors alone on the model's own next-token
     logits for those prompts, where samplers differ most; and how many tokens each sampler keeps
     on the next-token distributions along sampled continuations of those prompts."""
-    import statistics
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
@@ -419,19 +429,27 @@ def kept_set_sizes(model, batch, pad_token_id: int, samplers: dict, args) -> dic
     return figures
 
 
+# What a CPU without AVX-512 or AMX (most laptops) gives torch: oneDNN and ATen's own kernels
+# both stop at AVX2. Read when torch loads, so a run under it is a fresh process.
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
 def decoding_step(args) -> dict:
     """Seconds of SmolLM2-135M's forward on one thread, float32 beside bfloat16, at several batch
     sizes: the prefill of `prompt` tokens per row, and one decode step over that KV cache (median
     of `repeats`). A decoding smoke cell is ~105 decode steps at batch <= 20 plus ~50 prefills:
-    these say how much a batch shared by several samplers, or bfloat16, could take off."""
-    import statistics
-
+    these say how much a batch shared by several samplers, or bfloat16, could take off.
+    `--isa avx2` measures the same as on a CPU without AVX-512 or AMX, where bfloat16 has no
+    native matrix unit; each ISA's figures are kept beside the others'."""
+    if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ONLY.items()):
+        return subprocess.run([sys.executable, *sys.argv], env={**os.environ, **AVX2_ONLY}, check=True)
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(1)
     folder = _decoding_model(args.model)
-    figures = {"setting": {"prompt_tokens": args.prompt, "repeats": args.repeats, "threads": 1}, "load_start": os.getloadavg()[0], "runs": []}
+    figures = {"setting": {"prompt_tokens": args.prompt, "repeats": args.repeats, "threads": 1},
+               "isa": torch.backends.cpu.get_cpu_capability(), "load_start": os.getloadavg()[0], "runs": []}
     for dtype in (torch.float32, torch.bfloat16):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
         for batch in args.batches:
@@ -454,7 +472,11 @@ def decoding_step(args) -> dict:
             figures["runs"].append(run)
             print(run)
     figures["load_end"] = os.getloadavg()[0]
-    write("decoding_step", figures)
+    path = OUT / "decoding_step.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    by_isa = old.get("by_isa") or ({"native": {"date": old["machine"]["date"], **{k: v for k, v in old.items() if k != "machine"}}} if old else {})
+    by_isa[args.isa] = {"date": time.strftime("%Y-%m-%d %H:%M"), **figures}
+    write("decoding_step", {"by_isa": by_isa})
     return figures
 
 
@@ -492,6 +514,7 @@ def main() -> None:
     p.add_argument("--prompt", type=int, default=80, help="prompt tokens per row (eb_add2 with its chat template and worked example: 73)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", default="", help="a converted model folder (default: the DAG's cache folder, converted if absent)")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native", help="avx2: as on a CPU without AVX-512 or AMX")
     p.set_defaults(func=decoding_step)
     args = parser.parse_args()
     args.func(args)
