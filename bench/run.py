@@ -42,6 +42,12 @@ def write(name: str, figures: dict) -> Path:
     return path
 
 
+def read(name: str) -> dict:
+    """The figures `write` left under this name, to keep beside new ones ({} when none)."""
+    path = OUT / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def throughput(args) -> None:
     """Images per second through `method.adapt` on one thread, batch 64 (and 1), small CNN, 32x32 digits."""
     import numpy as np
@@ -123,8 +129,7 @@ def smoke(args) -> None:
         row["experiment_s"], row["cpu_s"] = round(row["experiment_s"]), round(row["cpu_s"])
     run["families"] = families
     run["other_rules_s"] = {rule: sum(j["seconds"] for j in jobs if j["rule"] == rule) for rule in sorted({j["rule"] for j in jobs} - {"run_cell", "build"})}
-    path = OUT / "smoke_walltime.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    old = read("smoke_walltime")
     earlier = old.get("runs", []) or [{"commit": "(older)", "date": old.get("machine", {}).get("date"), "note": "each card alone", "per_card": old.get("rows", [])}]
     runs = [r for r in earlier if r.get("commit") != run["commit"]] + [{"date": time.strftime("%Y-%m-%d %H:%M"), **run}]
     write("smoke_walltime", {"what": "`make smoke` from empty results/, install excluded; profile from snakemake's log (1 s resolution) "
@@ -177,16 +182,11 @@ def noop(args) -> None:
             times[str(checkout)].append(round(time.perf_counter() - start, 2))
     commits = {str(c): subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=c, capture_output=True, text=True).stdout.strip() for c in checkouts}
     slurm = {"installed": shutil.which("sinfo") is not None,
-             "controller_running": subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0}
+             "controller_running": shutil.which("pgrep") is not None and subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0}
     measurement = {"date": time.strftime("%Y-%m-%d %H:%M"), "slurm": slurm, "conditions": args.conditions,
                    "runs": [{"checkout": c, "commit": commits[c], "seconds": t, "median_s": round(statistics.median(t), 2)} for c, t in times.items()]}
-    path = OUT / "noop_rerun.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    earlier = old.get("measurements", [])
-    if "runs" in old:  # the file's layout before measurements were kept side by side
-        earlier = [{"date": old["machine"]["date"], "conditions": old.get("conditions", ""), "runs": old["runs"]}]
     write("noop_rerun", {"what": "`make smoke` with nothing to do (venv check, DAG, report check)", "target_s": 5,
-                         "measurements": [*earlier, measurement]})
+                         "measurements": [*read("noop_rerun").get("measurements", []), measurement]})
     for run in measurement["runs"]:
         print(f"{run['commit']}: median {run['median_s']} s of {run['seconds']} (SLURM {slurm})")
 
@@ -442,7 +442,7 @@ def decoding_step(args) -> dict:
     `--isa avx2` measures the same as on a CPU without AVX-512 or AMX, where bfloat16 has no
     native matrix unit; each ISA's figures are kept beside the others'."""
     if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ONLY.items()):
-        return subprocess.run([sys.executable, *sys.argv], env={**os.environ, **AVX2_ONLY}, check=True)
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ONLY})
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -472,10 +472,7 @@ def decoding_step(args) -> dict:
             figures["runs"].append(run)
             print(run)
     figures["load_end"] = os.getloadavg()[0]
-    path = OUT / "decoding_step.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    by_isa = old.get("by_isa") or ({"native": {"date": old["machine"]["date"], **{k: v for k, v in old.items() if k != "machine"}}} if old else {})
-    by_isa[args.isa] = {"date": time.strftime("%Y-%m-%d %H:%M"), **figures}
+    by_isa = {**read("decoding_step").get("by_isa", {}), args.isa: {"date": time.strftime("%Y-%m-%d %H:%M"), **figures}}
     write("decoding_step", {"by_isa": by_isa})
     return figures
 
